@@ -1,0 +1,152 @@
+"""ALC hyperparameters: METHOD.md defaults, overridable without editing the package.
+
+Precedence (later wins): the defaults below, a JSON file named by ``ALC_CONFIG`` (keys = field names),
+then one environment variable per field, ``ALC_<FIELD NAME IN CAPITALS>`` (e.g. ``ALC_NUM_PASSES=4``).
+nnU-Net's CLI takes no trainer arguments, so environment variables are how a user sets these for
+``nnUNetv2_train``; DDP workers inherit them. The effective values go into the training log and
+``debug.json``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from typing import Any, Mapping
+
+ENV_PREFIX = "ALC_"
+CONFIG_FILE_ENV = "ALC_CONFIG"
+DROPOUT_PLACEMENTS = ("decoder", "all", "none")
+SELECTION_MODES = ("auto", "batch", "window")
+
+
+class ALCConfigError(ValueError):
+    """An ALC setting has a bad value."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ALCConfig:
+    """All knobs of the method. Defaults follow METHOD.md; those marked "ours" are our choices."""
+
+    num_passes: int = 8            # m, teacher passes (ours, as UA-MT)
+    k: float = 0.5                 # fraction of LQ samples selected (Eq. 7)
+    alpha: float = 3.0             # weight of L_ls (Eq. 11)
+    beta: float = 2.0              # weight of L_n (Eq. 11)
+    lambda_max: float = 0.1        # ramp-up ceiling (ours, as UA-MT/MTCL)
+    rampup_fraction: float = 0.4   # T as a fraction of all training iterations (ours)
+    ema_decay: float = 0.99        # gamma, Eq. 3 teacher update
+    noise_std: float = 0.1         # std of the teacher's Gaussian input noise
+    noise_clip: float = 0.2        # noise clamped to [-clip, clip]
+    dropout_p: float = 0.1         # dropout rate (ours)
+    dropout_placement: str = "decoder"  # decoder | all | none (ours)
+    hq_share: float = 0.2          # HQ fraction of each batch, B_h = max(1, round(share * B)) (paper: 4 of 24)
+    selection_mode: str = "auto"   # batch top-k, windowed rank, or auto (batch if >= 4 LQ per batch)
+    selection_window: int = 64     # recent LQ scores the windowed rank compares against (ours)
+    teacher_chunk: int = 0         # max samples per teacher forward; 0 = all m*B_n passes in one forward
+    # training schedule of our trainers; 0 keeps nnU-Net's own value (1000 epochs x 250 + 50 iterations)
+    num_epochs: int = 0
+    iterations_per_epoch: int = 0
+    val_iterations_per_epoch: int = 0
+
+    def __post_init__(self) -> None:
+        checks = {
+            "num_passes": self.num_passes >= 1,
+            "k": 0.0 < self.k <= 1.0,
+            "alpha": self.alpha >= 0,
+            "beta": self.beta >= 0,
+            "lambda_max": self.lambda_max >= 0,
+            "rampup_fraction": 0.0 <= self.rampup_fraction <= 1.0,
+            "ema_decay": 0.0 <= self.ema_decay < 1.0,
+            "noise_std": self.noise_std >= 0,
+            "noise_clip": self.noise_clip >= 0,
+            "dropout_p": 0.0 <= self.dropout_p < 1.0,
+            "dropout_placement": self.dropout_placement in DROPOUT_PLACEMENTS,
+            "hq_share": 0.0 < self.hq_share <= 1.0,
+            "selection_mode": self.selection_mode in SELECTION_MODES,
+            "selection_window": self.selection_window >= 1,
+            "teacher_chunk": self.teacher_chunk >= 0,
+            "num_epochs": self.num_epochs >= 0,
+            "iterations_per_epoch": self.iterations_per_epoch >= 0,
+            "val_iterations_per_epoch": self.val_iterations_per_epoch >= 0,
+        }
+        bad = [name for name, ok in checks.items() if not ok]
+        if bad:
+            raise ALCConfigError(
+                "Invalid ALC setting(s): " + ", ".join(f"{n}={getattr(self, n)!r}" for n in bad)
+                + f". Allowed: k in (0, 1], hq_share in (0, 1], ema_decay in [0, 1), dropout_p in [0, 1), "
+                f"dropout_placement in {DROPOUT_PLACEMENTS}, selection_mode in {SELECTION_MODES}, "
+                f"num_passes and selection_window >= 1, the rest >= 0."
+            )
+
+    @classmethod
+    def from_sources(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "ALCConfig":
+        """Defaults, then ``overrides`` (a trainer variant's own defaults), then the JSON file, then env vars."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = dict(overrides)
+        config_file = environ.get(CONFIG_FILE_ENV)
+        if config_file:
+            values.update(_read_json(config_file))
+        for field in dataclasses.fields(cls):
+            name = ENV_PREFIX + field.name.upper()
+            if name in environ:
+                values[field.name] = _parse(field, environ[name], name)
+        unknown = set(values) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ALCConfigError(f"Unknown ALC setting(s) {sorted(unknown)}; known: {[f.name for f in dataclasses.fields(cls)]}")
+        return cls(**{name: _parse(_field(cls, name), value, name) for name, value in values.items()})
+
+    def batch_split(self, batch_size: int) -> tuple[int, int]:
+        """(B_h, B_n) for a global batch: at least one HQ sample, and one LQ sample whenever hq_share < 1."""
+        if self.hq_share >= 1.0:
+            return batch_size, 0
+        if batch_size < 2:
+            raise ALCConfigError(f"ALC needs a batch size of at least 2 (one HQ and one LQ sample), got {batch_size}.")
+        num_hq = min(batch_size - 1, max(1, round(self.hq_share * batch_size)))
+        return num_hq, batch_size - num_hq
+
+    def uses_batch_selection(self, num_lq: int) -> bool:
+        """Per-batch top-k (paper) or the windowed rank (METHOD.md, for few LQ samples per batch)."""
+        if self.selection_mode == "auto":
+            return num_lq >= 4
+        return self.selection_mode == "batch"
+
+    def rampup_length(self, total_iterations: int) -> float:
+        """T of lambda(t), in iterations."""
+        return math.ceil(self.rampup_fraction * total_iterations)
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _field(cls, name: str) -> dataclasses.Field:
+    for field in dataclasses.fields(cls):
+        if field.name == name:
+            return field
+    raise ALCConfigError(f"Unknown ALC setting {name!r}")
+
+
+def _parse(field: dataclasses.Field, value: Any, source: str) -> Any:
+    kind = type(field.default)
+    if isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
+        return value
+    try:
+        if kind is int:
+            as_float = float(value)
+            if not as_float.is_integer():
+                raise ValueError
+            return int(as_float)
+        return kind(value)
+    except (TypeError, ValueError):
+        raise ALCConfigError(f"{source}={value!r} is not a valid {kind.__name__}") from None
+
+
+def _read_json(path: str) -> dict[str, Any]:
+    try:
+        with open(path) as f:
+            data = json.load(f)
+    except (OSError, json.JSONDecodeError) as e:
+        raise ALCConfigError(f"Cannot read the ALC config file {path} ({CONFIG_FILE_ENV}): {e}") from None
+    if not isinstance(data, dict):
+        raise ALCConfigError(f"The ALC config file {path} must hold a JSON object of setting names to values")
+    return data

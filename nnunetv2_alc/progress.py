@@ -1,0 +1,97 @@
+"""Per-epoch ALC curves in nnU-Net's logger and its ``progress.png``.
+
+nnU-Net's local logger keeps one list per key with exactly one value per epoch and is saved in every
+checkpoint. :class:`ALCLocalLogger` adds the ALC keys and draws them in ``progress.png`` below nnU-Net's
+usual panels (losses and pseudo Dice, epoch time, learning rate).
+"""
+
+from __future__ import annotations
+
+import os
+
+import matplotlib
+
+matplotlib.use("agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from nnunetv2.training.logging.nnunet_logger import LocalLogger  # noqa: E402
+
+LOSS_KEYS = ("L_hs", "L_ls", "L_n", "L_c")
+SELECTION_KEYS = ("lambda", "selected_fraction", "mean_uncertainty")
+QUALITY_DICE_KEYS = ("pseudo_dice_hq", "pseudo_dice_lq")
+LABEL_DICE_KEYS = ("label_dice_noisy", "label_dice_pseudo", "label_dice_refined")
+ALC_KEYS = LOSS_KEYS + SELECTION_KEYS + QUALITY_DICE_KEYS + LABEL_DICE_KEYS
+
+
+class ALCLocalLogger(LocalLogger):
+    """nnU-Net's local logger with the ALC keys; ``progress.png`` gains two ALC panels."""
+
+    def __init__(self, verbose: bool = False):
+        super().__init__(verbose)
+        for key in ALC_KEYS:
+            self.my_fantastic_logging[key] = []
+
+    def load_checkpoint(self, checkpoint: dict):
+        """Accept checkpoints without ALC keys (e.g. from a stock trainer) by padding them with NaN."""
+        epochs = len(checkpoint.get("train_losses", []))
+        for key in ALC_KEYS:
+            checkpoint.setdefault(key, [float("nan")] * epochs)
+        super().load_checkpoint(checkpoint)
+
+    def plot_progress_png(self, output_folder: str):
+        log = self.my_fantastic_logging
+        epochs = min(len(values) for values in log.values())
+        x = list(range(epochs))
+        fig, axes = plt.subplots(5, 1, figsize=(14, 26))
+
+        ax = axes[0]
+        ax.plot(x, log["train_losses"][:epochs], "b-", lw=2, label="loss_tr (L_total)")
+        ax.plot(x, log["val_losses"][:epochs], "r-", lw=2, label="loss_val")
+        ax.set_ylabel("loss")
+        dice_ax = ax.twinx()
+        dice_ax.plot(x, log["mean_fg_dice"][:epochs], "g:", lw=2, label="pseudo dice (all val)")
+        dice_ax.plot(x, log["ema_fg_dice"][:epochs], "g-", lw=2, label="pseudo dice (mov. avg.)")
+        dice_ax.plot(x, log["pseudo_dice_hq"][:epochs], "c-", lw=1.5, label="pseudo dice HQ val")
+        dice_ax.plot(x, log["pseudo_dice_lq"][:epochs], "m-", lw=1.5, label="pseudo dice LQ val")
+        dice_ax.set_ylabel("pseudo dice")
+        _legend(ax, dice_ax)
+
+        ax = axes[1]
+        for key, style in zip(LOSS_KEYS, ("b-", "g-", "r-", "k-")):
+            ax.plot(x, log[key][:epochs], style, lw=2, label=key)
+        ax.set_ylabel("ALC loss terms (Eq. 1, 8-10)")
+        ax.legend(loc="upper right")
+
+        ax = axes[2]
+        ax.plot(x, log["lambda"][:epochs], "k-", lw=2, label="lambda(t)")
+        ax.plot(x, log["selected_fraction"][:epochs], "b-", lw=2, label="LQ selected fraction")
+        for key, style in zip(LABEL_DICE_KEYS, ("r:", "m--", "g-")):
+            ax.plot(x, log[key][:epochs], style, lw=1.5, label=key.replace("label_dice_", "Dice vs clean: "))
+        ax.set_ylim(-0.02, 1.02)
+        unc_ax = ax.twinx()
+        unc_ax.plot(x, log["mean_uncertainty"][:epochs], "y-", lw=2, label="mean LQ uncertainty (Eq. 7)")
+        unc_ax.set_ylabel("uncertainty")
+        _legend(ax, unc_ax)
+
+        ax = axes[3]
+        durations = [end - start for start, end in zip(log["epoch_start_timestamps"][:epochs], log["epoch_end_timestamps"][:epochs])]
+        ax.plot(x, durations, "b-", lw=2, label="epoch duration")
+        ax.set_ylim(bottom=0)
+        ax.set_ylabel("time [s]")
+        ax.legend(loc="upper right")
+
+        ax = axes[4]
+        ax.plot(x, log["lrs"][:epochs], "b-", lw=2, label="learning rate")
+        ax.set_ylabel("learning rate")
+        ax.legend(loc="upper right")
+
+        for ax in axes:
+            ax.set_xlabel("epoch")
+        fig.tight_layout()
+        fig.savefig(os.path.join(output_folder, "progress.png"))
+        plt.close(fig)
+
+
+def _legend(ax, twin_ax) -> None:
+    handles, labels = ax.get_legend_handles_labels()
+    twin_handles, twin_labels = twin_ax.get_legend_handles_labels()
+    ax.legend(handles + twin_handles, labels + twin_labels, loc="upper left", fontsize=9)

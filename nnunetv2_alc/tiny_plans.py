@@ -1,0 +1,26 @@
+"""Shrink a planned network for CPU runs (tests, the demo, CPU benchmarks).
+
+Edits ``features_per_stage`` of one configuration in a preprocessed dataset's plans file, as a user
+editing nnU-Net's plans by hand would. Patch size, batch size and stages are left as planned.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+
+def shrink_network(plans_file: str | os.PathLike, configuration: str, base_features: int = 4,
+                   max_features: int = 32) -> list[int]:
+    """Set the configuration's features per stage to ``base * 2**stage`` capped at ``max_features``."""
+    with open(plans_file) as f:
+        plans = json.load(f)
+    try:
+        kwargs = plans["configurations"][configuration]["architecture"]["arch_kwargs"]
+    except KeyError:
+        raise KeyError(f"{plans_file} has no configuration {configuration!r} with an architecture") from None
+    features = [min(base_features * 2 ** stage, max_features) for stage in range(kwargs["n_stages"])]
+    kwargs["features_per_stage"] = features
+    with open(plans_file, "w") as f:
+        json.dump(plans, f, indent=4)
+    return features

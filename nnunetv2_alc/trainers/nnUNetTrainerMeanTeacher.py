@@ -1,0 +1,13 @@
+"""Mean Teacher baseline: L_hs + lambda(t) * L_c; LQ labels are not used.
+
+Classic Mean Teacher compares the student with one noisy teacher pass, so ``num_passes`` defaults to 1
+here (``ALC_NUM_PASSES`` still overrides it). Batch composition, architecture and loss are ALC's.
+"""
+
+from nnunetv2_alc.trainers.nnUNetTrainerALC import nnUNetTrainerALC
+
+
+class nnUNetTrainerMeanTeacher(nnUNetTrainerALC):
+    lq_targets = "none"
+    select_lq = False
+    config_defaults = {"num_passes": 1}
