@@ -1,0 +1,61 @@
+import json
+
+import pytest
+
+from nnunetv2_alc.config import ALCConfig, ALCConfigError
+
+
+def test_defaults_follow_method_md():
+    c = ALCConfig()
+    assert (c.num_passes, c.k, c.alpha, c.beta, c.lambda_max, c.rampup_fraction, c.ema_decay) == (8, 0.5, 3.0, 2.0, 0.1, 0.4, 0.99)
+    assert (c.noise_std, c.noise_clip) == (0.1, 0.2)
+
+
+def test_environment_overrides_file_which_overrides_variant_defaults(tmp_path):
+    config_file = tmp_path / "alc.json"
+    config_file.write_text(json.dumps({"k": 0.25, "alpha": 1}))
+    env = {"ALC_CONFIG": str(config_file), "ALC_NUM_PASSES": "4", "ALC_ALPHA": "2.5", "ALC_SELECTION_MODE": "batch"}
+    c = ALCConfig.from_sources(env, num_passes=1, beta=1.0)
+    assert (c.num_passes, c.k, c.alpha, c.beta, c.selection_mode) == (4, 0.25, 2.5, 1.0, "batch")
+
+
+@pytest.mark.parametrize("env, fragment", [
+    ({"ALC_K": "0"}, "k=0.0"),
+    ({"ALC_K": "1.5"}, "k=1.5"),
+    ({"ALC_NUM_PASSES": "two"}, "ALC_NUM_PASSES='two' is not a valid int"),
+    ({"ALC_NUM_PASSES": "2.5"}, "not a valid int"),
+    ({"ALC_DROPOUT_PLACEMENT": "middle"}, "dropout_placement='middle'"),
+    ({"ALC_SELECTION_MODE": "best"}, "selection_mode='best'"),
+    ({"ALC_EMA_DECAY": "1"}, "ema_decay=1.0"),
+])
+def test_bad_values_are_named(env, fragment):
+    with pytest.raises(ALCConfigError, match=fragment.replace("(", r"\(").replace(")", r"\)")):
+        ALCConfig.from_sources(env)
+
+
+def test_bad_config_file_is_named(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(ALCConfigError, match="bad.json"):
+        ALCConfig.from_sources({"ALC_CONFIG": str(bad)})
+    bad.write_text(json.dumps({"kappa": 1}))
+    with pytest.raises(ALCConfigError, match="kappa"):
+        ALCConfig.from_sources({"ALC_CONFIG": str(bad)})
+
+
+@pytest.mark.parametrize("share, batch, expected", [(0.2, 2, (1, 1)), (0.2, 24, (5, 19)), (4 / 24, 24, (4, 20)),
+                                                     (0.9, 2, (1, 1)), (0.5, 5, (2, 3)), (1.0, 2, (2, 0))])
+def test_batch_split(share, batch, expected):
+    assert ALCConfig(hq_share=share).batch_split(batch) == expected
+
+
+def test_batch_of_one_is_refused():
+    with pytest.raises(ALCConfigError, match="batch size of at least 2"):
+        ALCConfig().batch_split(1)
+
+
+def test_selection_mode_auto_uses_batch_rank_from_four_lq_samples():
+    c = ALCConfig()
+    assert not c.uses_batch_selection(1) and not c.uses_batch_selection(3) and c.uses_batch_selection(4)
+    assert ALCConfig(selection_mode="window").uses_batch_selection(20) is False
+    assert ALCConfig(selection_mode="batch").uses_batch_selection(1) is True

@@ -1,0 +1,46 @@
+"""The .pth start-up hook makes stock nnU-Net find our trainers in a fresh interpreter."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from nnunetv2_alc.ext_trainer_path import TRAINER_FOLDER
+
+TRAINERS = ["nnUNetTrainerALC", "nnUNetTrainerALC_noLS", "nnUNetTrainerALC_noLR", "nnUNetTrainerMeanTeacher",
+            "nnUNetTrainerHSup", "nnUNetTrainerHLSup"]
+
+
+def fresh_python(code, **env_overrides):
+    env = {k: v for k, v in os.environ.items() if k != "nnUNet_extTrainer"}
+    env.update(env_overrides)
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout.strip()
+
+
+def test_fresh_interpreter_lists_our_trainer_folder():
+    assert fresh_python("import os; print(os.environ['nnUNet_extTrainer'])") == TRAINER_FOLDER
+
+
+def test_user_folders_are_kept_and_ours_added_once(tmp_path):
+    mine = str(tmp_path)
+    value = fresh_python("import os; print(os.environ['nnUNet_extTrainer'])",
+                         nnUNet_extTrainer=os.pathsep.join([mine, TRAINER_FOLDER]))
+    assert value.split(os.pathsep) == [mine, TRAINER_FOLDER]
+    value = fresh_python("import os; print(os.environ['nnUNet_extTrainer'])", nnUNet_extTrainer=mine)
+    assert value.split(os.pathsep) == [mine, TRAINER_FOLDER]
+
+
+def test_nnunet_finds_every_trainer_by_name():
+    code = ("from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name as f\n"
+            f"for name in {TRAINERS!r}:\n"
+            "    cls = f(name)\n"
+            "    assert cls.__name__ == name, (cls, name)\n"
+            "print('found', len(" + repr(TRAINERS) + "))")
+    assert fresh_python(code).splitlines()[-1] == f"found {len(TRAINERS)}"
+
+
+def test_train_cli_resolves_trainer(tmp_path):
+    """`nnUNetv2_train -h` imports fine; the real CLI run is in test_end_to_end."""
+    result = subprocess.run(["nnUNetv2_train", "-h"], capture_output=True, text=True)
+    assert result.returncode == 0 and "-tr" in result.stdout
