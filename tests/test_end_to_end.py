@@ -1,0 +1,156 @@
+"""End to end on the CPU through nnU-Net's own CLI: synthetic data -> plan/preprocess -> train -> resume -> predict.
+
+One tiny 3D dataset is planned once per module; every trainer trains for a few iterations with a tiny
+network (features 4..32). The variants and the 2d configuration train concurrently to fit CI's budget.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+import torch
+
+from nnunetv2_alc.tiny_plans import shrink_network
+
+pytestmark = pytest.mark.slow
+
+DATASET_ID = 931
+DATASET = f"Dataset{DATASET_ID}_SyntheticTiny3D"
+ALC = "nnUNetTrainerALC"
+VARIANTS = ("nnUNetTrainerHSup", "nnUNetTrainerHLSup", "nnUNetTrainerMeanTeacher", "nnUNetTrainerALC_noLS",
+            "nnUNetTrainerALC_noLR")
+ITERATIONS = 3
+
+
+def run(cmd: list[str], env: dict, timeout: int = 600) -> subprocess.CompletedProcess:
+    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+    assert result.returncode == 0, f"{' '.join(cmd)} failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return result
+
+
+def train_cmd(trainer: str, configuration: str = "3d_fullres", *extra: str) -> list[str]:
+    return ["nnUNetv2_train", str(DATASET_ID), configuration, "0", "-tr", trainer, "-device", "cpu", *extra]
+
+
+def fold_dir(root: Path, trainer: str, configuration: str = "3d_fullres") -> Path:
+    return root / "results" / DATASET / f"{trainer}__nnUNetPlans__{configuration}" / "fold_0"
+
+
+def training_log(folder: Path) -> str:
+    return "\n".join(p.read_text() for p in sorted(folder.glob("training_log_*.txt")))
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    root = tmp_path_factory.mktemp("e2e")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ALC_", "nnUNet"))}
+    env.update(nnUNet_raw=str(root / "raw"), nnUNet_preprocessed=str(root / "preprocessed"),
+               nnUNet_results=str(root / "results"), nnUNet_n_proc_DA="0", nnUNet_def_n_proc="1",
+               nnUNet_compile="false", ALC_NUM_EPOCHS="2", ALC_ITERATIONS_PER_EPOCH=str(ITERATIONS),
+               ALC_VAL_ITERATIONS_PER_EPOCH="1", OMP_NUM_THREADS="1")
+    for sub in ("raw", "preprocessed", "results"):
+        (root / sub).mkdir()
+    run(["nnUNetv2_alc_synthetic", "-d", str(DATASET_ID), "--kind", "tiny3d", "--seed", "3"], env)
+    planning_env = {k: v for k, v in env.items() if k != "nnUNet_n_proc_DA"}  # planning needs >= 1 thread
+    run(["nnUNetv2_plan_and_preprocess", "-d", str(DATASET_ID), "-c", "3d_fullres", "2d", "-np", "1", "1",
+         "--verify_dataset_integrity"], planning_env)
+    plans = root / "preprocessed" / DATASET / "nnUNetPlans.json"
+    for configuration in ("3d_fullres", "2d"):
+        shrink_network(plans, configuration)
+    run(train_cmd(ALC), env)
+    return root, env
+
+
+def test_alc_training_writes_loss_terms_teacher_and_stratified_split(workspace):
+    root, _ = workspace
+    folder = fold_dir(root, ALC)
+    log = training_log(folder)
+    assert "1 LQ + 1 HQ samples" in log and "selection: windowed rank" in log
+    assert log.count("ALC: L_hs") == 2 and "Pseudo dice HQ val" in log
+    for name in ("checkpoint_final.pth", "checkpoint_final_teacher.pth", "progress.png", "debug.json"):
+        assert (folder / name).is_file(), name
+    debug = json.loads((folder / "debug.json").read_text())
+    assert "num_passes=8" in debug["alc"] and "k=0.5" in debug["alc"]
+    checkpoint = torch.load(folder / "checkpoint_final.pth", map_location="cpu", weights_only=False)
+    assert checkpoint["alc"]["iteration"] == 2 * ITERATIONS
+    assert checkpoint["alc"]["teacher"]["step"] == 2 * ITERATIONS
+    for key in ("L_hs", "L_ls", "L_n", "L_c", "lambda", "selected_fraction", "mean_uncertainty"):
+        assert len(checkpoint["logging"][key]) == 2, key
+    teacher = torch.load(folder / "checkpoint_final_teacher.pth", map_location="cpu", weights_only=False)
+    assert set(teacher["network_weights"]) == set(checkpoint["network_weights"])
+    assert any(not torch.equal(teacher["network_weights"][k], checkpoint["network_weights"][k])
+               for k in teacher["network_weights"])
+    splits = json.loads((root / "preprocessed" / DATASET / "splits_final.json").read_text())
+    tags = json.loads((root / "raw" / DATASET / "dataset.json").read_text())["label_quality"]
+    for split in splits:
+        assert {tags[c] for c in split["train"]} == {"HQ", "LQ"}
+
+
+def test_resume_continues_from_checkpoint(workspace):
+    root, env = workspace
+    run(train_cmd(ALC, "3d_fullres", "--c"), {**env, "ALC_NUM_EPOCHS": "3"})
+    folder = fold_dir(root, ALC)
+    checkpoint = torch.load(folder / "checkpoint_final.pth", map_location="cpu", weights_only=False)
+    assert checkpoint["current_epoch"] == 3
+    assert checkpoint["alc"]["iteration"] == 3 * ITERATIONS
+    assert checkpoint["alc"]["teacher"]["step"] == 3 * ITERATIONS
+    assert len(checkpoint["logging"]["L_hs"]) == 3
+    assert "Epoch 2" in training_log(folder)
+
+
+@pytest.mark.parametrize("checkpoint", ["checkpoint_final.pth", "checkpoint_final_teacher.pth"])
+def test_predict_with_student_and_teacher(workspace, checkpoint):
+    root, env = workspace
+    out = root / f"pred_{checkpoint.split('.')[0]}"
+    images = root / "raw" / DATASET / "imagesTs"
+    run(["nnUNetv2_predict", "-i", str(images), "-o", str(out), "-d", str(DATASET_ID), "-c", "3d_fullres", "-f", "0",
+         "-tr", ALC, "-chk", checkpoint, "-device", "cpu", "-npp", "1", "-nps", "1", "--disable_tta"], env)
+    references = sorted((root / "raw" / DATASET / "labelsTs").glob("*.nii.gz"))
+    assert references
+    for reference in references:
+        predicted = sitk.ReadImage(str(out / reference.name))
+        expected = sitk.ReadImage(str(reference))
+        assert predicted.GetSize() == expected.GetSize()
+        assert set(np.unique(sitk.GetArrayFromImage(predicted))) <= {0, 1}
+
+
+def test_variants_and_2d_configuration_train(workspace):
+    root, env = workspace
+    jobs = [(trainer, "3d_fullres") for trainer in VARIANTS] + [(ALC, "2d")]
+    procs = [subprocess.Popen(train_cmd(t, c), env={**env, "ALC_NUM_EPOCHS": "1"}, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True) for t, c in jobs]
+    outputs = [p.communicate(timeout=900)[0] for p in procs]
+    for (trainer, configuration), proc, output in zip(jobs, procs, outputs):
+        assert proc.returncode == 0, f"{trainer} {configuration}:\n{output[-3000:]}"
+        folder = fold_dir(root, trainer, configuration)
+        log = training_log(folder)
+        assert "ALC: L_hs" in log and (folder / "checkpoint_final.pth").is_file()
+        has_teacher = trainer not in ("nnUNetTrainerHSup", "nnUNetTrainerHLSup")
+        assert (folder / "checkpoint_final_teacher.pth").is_file() == has_teacher, trainer
+    hsup = training_log(fold_dir(root, "nnUNetTrainerHSup"))
+    assert "Training cases:" in hsup and " 0 LQ" in hsup
+    mean_teacher = training_log(fold_dir(root, "nnUNetTrainerMeanTeacher"))
+    assert "L_ls 0.0, L_n 0.0" in mean_teacher and "EMA, 1 passes" in mean_teacher
+    assert "selection: off" in training_log(fold_dir(root, "nnUNetTrainerALC_noLS"))
+
+
+def test_untagged_dataset_fails_before_training_with_the_fix(workspace):
+    root, env = workspace
+    dataset_json = root / "preprocessed" / DATASET / "dataset.json"
+    original = dataset_json.read_text()
+    try:
+        content = json.loads(original)
+        del content["label_quality"]
+        dataset_json.write_text(json.dumps(content))
+        result = subprocess.run(train_cmd(ALC, "3d_fullres", "--c"), env=env, capture_output=True, text=True, timeout=300)
+    finally:
+        dataset_json.write_text(original)
+    assert result.returncode != 0
+    assert "no 'label_quality' entry" in result.stderr and "nnUNetv2_alc_tag" in result.stderr
