@@ -42,6 +42,8 @@ import math
 import numpy as np
 from scipy.ndimage import distance_transform_edt
 
+from nnunetv2_alc.bounding_box import bounding_box
+
 OPERATIONS = ("dilate", "erode")
 
 
@@ -49,18 +51,6 @@ def ball_structure(radius: int, ndim: int) -> np.ndarray:
     """Boolean ball of the given radius: offsets with Euclidean length <= radius, shape ``(2r+1,)*ndim``."""
     grids = np.ogrid[tuple(slice(-radius, radius + 1) for _ in range(ndim))]
     return sum(g * g for g in grids) <= radius * radius
-
-
-def _bounding_box(mask: np.ndarray, margin: int) -> tuple[slice, ...] | None:
-    """Bounding box of the True voxels grown by ``margin`` and clipped to the array; None if none is True."""
-    box = []
-    for axis in range(mask.ndim):
-        other_axes = tuple(a for a in range(mask.ndim) if a != axis)
-        present = np.flatnonzero(mask.any(axis=other_axes))
-        if present.size == 0:
-            return None
-        box.append(slice(max(present[0] - margin, 0), min(present[-1] + margin + 1, mask.shape[axis])))
-    return tuple(box)
 
 
 def _squared_distance_to_false(region: np.ndarray) -> np.ndarray:
@@ -74,7 +64,7 @@ def _squared_distance_to_false(region: np.ndarray) -> np.ndarray:
 
 def _dilation_distance(mask: np.ndarray, radius: int) -> tuple[tuple[slice, ...], np.ndarray] | None:
     """(box, squared distance to the nearest foreground voxel inside box); the box holds all voxels within ``radius``."""
-    box = _bounding_box(mask, radius)
+    box = bounding_box(mask, radius)
     if box is None:
         return None
     return box, _squared_distance_to_false(~mask[box])
@@ -82,7 +72,7 @@ def _dilation_distance(mask: np.ndarray, radius: int) -> tuple[tuple[slice, ...]
 
 def _erosion_depth(mask: np.ndarray) -> tuple[tuple[slice, ...], np.ndarray] | None:
     """(box, squared distance of every voxel in box to the nearest background voxel of the image)."""
-    box = _bounding_box(mask, 1)
+    box = bounding_box(mask, 1)
     if box is None:
         return None
     return box, _squared_distance_to_false(mask[box])

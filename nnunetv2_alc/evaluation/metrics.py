@@ -27,6 +27,8 @@ from typing import Mapping, Sequence
 import numpy as np
 from scipy.spatial import cKDTree
 
+from nnunetv2_alc.bounding_box import bounding_box
+
 METRIC_NAMES: tuple[str, ...] = ("dice", "jaccard", "hd95", "asd", "assd")
 
 BOTH_EMPTY: Mapping[str, float] = MappingProxyType(
@@ -60,7 +62,7 @@ def segmentation_metrics(prediction: np.ndarray, reference: np.ndarray,
         raise ValueError("masks must have at least one dimension")
     spacing_mm = _spacing_array(spacing, pred.ndim)
 
-    box = _joint_bounding_box(pred, ref)
+    box = bounding_box(pred | ref)
     if box is None:
         return dict(BOTH_EMPTY)
     pred, ref = pred[box], ref[box]
@@ -116,19 +118,6 @@ def _spacing_array(spacing: Sequence[float] | None, ndim: int) -> np.ndarray:
     if not np.all(np.isfinite(spacing_mm) & (spacing_mm > 0)):
         raise ValueError(f"spacing {tuple(spacing_mm)} must be finite and positive")
     return spacing_mm
-
-
-def _joint_bounding_box(a: np.ndarray, b: np.ndarray) -> tuple[slice, ...] | None:
-    """Smallest box holding the foreground of both masks, or ``None`` if both are empty."""
-    union = a | b
-    box = []
-    for axis in range(union.ndim):
-        other_axes = tuple(i for i in range(union.ndim) if i != axis)
-        hits = np.flatnonzero(union.any(axis=other_axes))
-        if hits.size == 0:
-            return None
-        box.append(slice(int(hits[0]), int(hits[-1]) + 1))
-    return tuple(box)
 
 
 def _surface_points(mask: np.ndarray, spacing_mm: np.ndarray) -> np.ndarray:
