@@ -15,8 +15,10 @@ Result: ``$nnUNet_raw/DatasetXXX_PancreasCT``, labels background/pancreas, ``.ni
 
 from __future__ import annotations
 
+import locale
 import os
 import re
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Sequence
 
@@ -56,8 +58,27 @@ def case_id(number: str) -> str:
     return f"PANCREAS_{number}"
 
 
+@contextmanager
+def keep_locale():
+    """Undo the process-wide switch to the "C" locale that GDCM makes when it reads or writes DICOM.
+
+    Without this, everything the process writes afterwards with the default text encoding would be
+    ASCII-only (e.g. subprocess output decoding, progress bars, JSON with non-ASCII case names).
+    """
+    saved = locale.setlocale(locale.LC_ALL)
+    try:
+        yield
+    finally:
+        locale.setlocale(locale.LC_ALL, saved)
+
+
 def read_dicom_series(case_dir: Path) -> sitk.Image:
     """Read the single DICOM series under ``case_dir`` (searched recursively) in HU."""
+    with keep_locale():
+        return _read_dicom_series(case_dir)
+
+
+def _read_dicom_series(case_dir: Path) -> sitk.Image:
     series = []
     for folder, subfolders, files in os.walk(case_dir):
         subfolders.sort()

@@ -16,6 +16,8 @@ import pytest
 import SimpleITK as sitk
 from nnunetv2.dataset_conversion.generate_dataset_json import generate_dataset_json
 
+from dataset_conversion.convert_NIH import keep_locale
+
 SHAPE = (16, 20, 24)  # (z, y, x)
 SPACING = (0.8, 0.7, 1.5)  # (x, y, z) as SimpleITK orders it
 
@@ -154,7 +156,8 @@ def write_dicom_series(folder: Path, hu: np.ndarray, spacing=SPACING, origin=(-1
         for key, value in tags.items():
             image.SetMetaData(key, value)
         writer.SetFileName(str(folder / f"1-{z + 1:03d}.dcm"))
-        writer.Execute(image)
+        with keep_locale():
+            writer.Execute(image)
 
 
 def ct_geometry_image(array: np.ndarray, origin=(-120.0, -80.0, 300.0)) -> sitk.Image:

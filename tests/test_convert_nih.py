@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import locale
 import shutil
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -29,6 +31,16 @@ from noise_generation.make_noisy import make_noisy_dataset
 NUMBERS = [1, 2, 3, 4, 5]
 
 
+@contextmanager
+def locale_set_to_utf8():
+    saved = locale.setlocale(locale.LC_ALL)
+    locale.setlocale(locale.LC_ALL, "C.UTF-8")
+    try:
+        yield
+    finally:
+        locale.setlocale(locale.LC_ALL, saved)
+
+
 def test_dicom_series_is_read_in_hounsfield_units(tmp_path):
     hu = np.random.default_rng(0).integers(-1024, 2000, (6, 9, 11)).astype(np.int16)
     write_dicom_series(tmp_path / "study" / "series", hu)
@@ -36,6 +48,16 @@ def test_dicom_series_is_read_in_hounsfield_units(tmp_path):
     assert image.GetPixelID() == sitk.sitkInt16
     assert np.array_equal(sitk.GetArrayFromImage(image), hu)
     assert np.allclose(image.GetSpacing(), (0.8, 0.7, 1.5)) and np.allclose(image.GetOrigin(), (-120, -80, 300))
+
+
+def test_reading_dicom_keeps_the_process_locale(tmp_path):
+    """GDCM switches the process to the "C" locale; the reader must undo it (regression)."""
+    write_dicom_series(tmp_path / "study" / "series", np.zeros((3, 8, 8), dtype=np.int16))
+    before = locale.setlocale(locale.LC_ALL)
+    with locale_set_to_utf8():
+        read_dicom_series(tmp_path)
+        assert locale.getpreferredencoding(False).lower().replace("-", "") == "utf8"
+    assert locale.setlocale(locale.LC_ALL) == before
 
 
 def test_cli_with_lists_then_noise_passes_nnunet_verification(nnunet_env, tmp_path):

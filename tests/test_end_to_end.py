@@ -30,7 +30,7 @@ ITERATIONS = 3
 
 
 def run(cmd: list[str], env: dict, timeout: int = 600) -> subprocess.CompletedProcess:
-    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+    result = subprocess.run(cmd, env=env, capture_output=True, encoding="utf-8", errors="replace", timeout=timeout)
     assert result.returncode == 0, f"{' '.join(cmd)} failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     return result
 
@@ -125,7 +125,7 @@ def test_variants_and_2d_configuration_train(workspace):
     root, env = workspace
     jobs = [(trainer, "3d_fullres") for trainer in VARIANTS] + [(ALC, "2d")]
     procs = [subprocess.Popen(train_cmd(t, c), env={**env, "ALC_NUM_EPOCHS": "1"}, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True) for t, c in jobs]
+                              stderr=subprocess.STDOUT, encoding="utf-8", errors="replace") for t, c in jobs]
     outputs = [p.communicate(timeout=900)[0] for p in procs]
     for (trainer, configuration), proc, output in zip(jobs, procs, outputs):
         assert proc.returncode == 0, f"{trainer} {configuration}:\n{output[-3000:]}"
@@ -149,7 +149,7 @@ def test_untagged_dataset_fails_before_training_with_the_fix(workspace):
         content = json.loads(original)
         del content["label_quality"]
         dataset_json.write_text(json.dumps(content))
-        result = subprocess.run(train_cmd(ALC, "3d_fullres", "--c"), env=env, capture_output=True, text=True, timeout=300)
+        result = subprocess.run(train_cmd(ALC, "3d_fullres", "--c"), env=env, capture_output=True, encoding="utf-8", errors="replace", timeout=300)
     finally:
         dataset_json.write_text(original)
     assert result.returncode != 0

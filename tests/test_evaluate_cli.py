@@ -54,7 +54,7 @@ def folders(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([CLI, *args], capture_output=True, text=True, timeout=120)
+    return subprocess.run([CLI, *args], capture_output=True, encoding="utf-8", errors="replace", timeout=120)
 
 
 def sitk_array(path: Path) -> np.ndarray:

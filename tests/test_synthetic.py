@@ -167,7 +167,7 @@ def test_cli_writes_a_dataset_and_reports_bad_input_in_one_line(tmp_path, capsys
     env = {**os.environ, "nnUNet_raw": str(tmp_path)}
     command = [sys.executable, "-m", "nnunetv2_alc.synthetic", "-d", "9", "--kind", "tiny2d", "--num-train", "4",
                "--num-test", "1", "--hq-count", "1", "--radius", "1", "2", "--seed", "2"]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(command, env=env, capture_output=True, encoding="utf-8", errors="replace", timeout=120)
     assert done.returncode == 0, done.stderr
     assert "Wrote" in done.stdout and "4 training cases: 1 HQ, 3 LQ" in done.stdout
     assert (tmp_path / "Dataset009_SyntheticTiny2D" / "labelsTs" / "test_000.nii.gz").is_file()
