@@ -81,8 +81,14 @@ def test_alc_training_writes_loss_terms_teacher_and_stratified_split(workspace):
     checkpoint = torch.load(folder / "checkpoint_final.pth", map_location="cpu", weights_only=False)
     assert checkpoint["alc"]["iteration"] == 2 * ITERATIONS
     assert checkpoint["alc"]["teacher"]["step"] == 2 * ITERATIONS
-    for key in ("L_hs", "L_ls", "L_n", "L_c", "lambda", "selected_fraction", "mean_uncertainty"):
+    for key in ("L_hs", "L_ls", "L_n", "L_c", "lambda", "selected_fraction", "mean_uncertainty",
+                "label_dice_noisy", "label_dice_pseudo", "label_dice_refined"):
         assert len(checkpoint["logging"][key]) == 2, key
+    # the synthetic dataset keeps clean labels, so the label-correction curves (paper Fig. 3) are measured
+    assert "Label-correction monitoring on" in log and log.count("Dice vs clean labels") == 2
+    assert all(0 <= v <= 1 for v in checkpoint["logging"]["label_dice_noisy"])
+    manifest = json.loads((root / "raw" / DATASET / "noise_manifest.json").read_text())["cases"]
+    assert any(row["dice"] < 1 for row in manifest) and min(checkpoint["logging"]["label_dice_noisy"]) < 1
     teacher = torch.load(folder / "checkpoint_final_teacher.pth", map_location="cpu", weights_only=False)
     assert set(teacher["network_weights"]) == set(checkpoint["network_weights"])
     assert any(not torch.equal(teacher["network_weights"][k], checkpoint["network_weights"][k])

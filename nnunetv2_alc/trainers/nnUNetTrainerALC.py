@@ -33,9 +33,12 @@ from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from nnunetv2.utilities.collate_outputs import collate_outputs
 from nnunetv2.utilities.default_n_proc_DA import get_allowed_n_proc_DA
 from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
+from nnunetv2.paths import nnUNet_raw
 from nnunetv2.utilities.helpers import dummy_context
 
 from nnunetv2_alc.batch_composition import HQLQDataLoader, local_composition
+from nnunetv2_alc.clean_labels import (build_clean_seg_cache, clean_label_files, dice_from_counts,
+                                       label_agreement_counts)
 from nnunetv2_alc.config import ALCConfig
 from nnunetv2_alc.dropout import add_dropout
 from nnunetv2_alc.label_correction import (WindowedSelector, consistency_loss, mean_probabilities, pseudo_labels,
@@ -81,6 +84,7 @@ class nnUNetTrainerALC(nnUNetTrainer):
         self.alc_iteration = 0
         self.global_num_hq = self.global_num_lq = 0  # -> initialize
         self.local_num_lq = self.lq_offset = 0
+        self.monitor_clean_labels = False  # -> get_dataloaders, when labelsTr_clean exists (paper Fig. 3)
         self.print_to_log_file(f"{type(self).__name__} settings (ALCConfig): {self.alc.as_dict()}",
                                also_print_to_console=True)
 
@@ -151,6 +155,10 @@ class nnUNetTrainerALC(nnUNetTrainer):
         """nnU-Net's loaders; the training one composes every batch of LQ and HQ samples."""
         dataset_tr, dataset_val = self.get_tr_and_val_datasets()
         tr_keys = list(dataset_tr.identifiers)
+        clean_folder = self._clean_label_folder(tr_keys)
+        if clean_folder is not None:
+            dataset_tr = self.dataset_class(self.preprocessed_dataset_folder, tr_keys,
+                                            folder_with_segs_from_previous_stage=clean_folder)
         what = f"The training cases of fold {self.fold}"
         if self.global_num_lq:
             hq_keys, lq_keys = require_both_qualities(tr_keys, self.label_quality, what)
@@ -184,6 +192,29 @@ class nnUNetTrainerALC(nnUNetTrainer):
         next(mt_train), next(mt_val)  # start the workers
         return mt_train, mt_val
 
+    def _clean_label_folder(self, tr_keys) -> str | None:
+        """Cache of preprocessed clean labels when the raw dataset has ``labelsTr_clean/``; else None.
+
+        The training loader then carries the clean label as a second target channel (see
+        :mod:`nnunetv2_alc.clean_labels`). Skipped silently without clean labels, for cascades (whose
+        previous-stage slot this uses) and when no teacher runs.
+        """
+        if self.is_cascaded or not self.global_num_lq or not nnUNet_raw.is_set():
+            return None
+        raw_folder = join(nnUNet_raw.get(), self.plans_manager.dataset_name)
+        lq_keys = [k for k in tr_keys if self.label_quality[k] == LQ]
+        clean_files = clean_label_files(raw_folder, lq_keys, self.dataset_json["file_ending"])
+        if not clean_files:
+            return None
+        folder = join(self.preprocessed_dataset_folder_base, self.configuration_manager.data_identifier + "_clean_seg")
+        if self.local_rank == 0:
+            build_clean_seg_cache(self, tr_keys, clean_files, folder)
+        if self.is_ddp:
+            dist.barrier()
+        self.monitor_clean_labels = True
+        self.print_to_log_file(f"Label-correction monitoring on: clean labels of {len(clean_files)} LQ cases ({folder})")
+        return folder
+
     # ------------------------------------------------------------------ training
     def _autocast(self):
         return autocast(self.device.type, enabled=True) if self.device.type == "cuda" else dummy_context()
@@ -198,6 +229,10 @@ class nnUNetTrainerALC(nnUNetTrainer):
         target = batch["target"]
         target = [t.to(self.device, non_blocking=True) for t in target] if isinstance(target, list) \
             else target.to(self.device, non_blocking=True)
+        clean = None
+        if self.monitor_clean_labels:  # channel 1 is the clean label, see _clean_label_folder
+            clean = full_resolution(target)[:, 1]
+            target = [t[:, :1] for t in target] if isinstance(target, list) else target[:, :1]
         is_lq = torch.tensor([self.global_num_lq > 0 and self.label_quality[k] == LQ for k in batch["keys"]])
         lq_index = torch.nonzero(is_lq).flatten().to(self.device)
         hq_index = torch.nonzero(~is_lq).flatten().to(self.device)
@@ -205,12 +240,14 @@ class nnUNetTrainerALC(nnUNetTrainer):
 
         self.optimizer.zero_grad(set_to_none=True)
         with self._autocast():
-            probs = None
+            probs = corrected = None
             if self.teacher is not None and lq_index.numel():
                 probs = self.teacher.stochastic_probabilities(data[lq_index], self.alc.num_passes, self.alc.noise_std,
                                                               self.alc.noise_clip, self.alc.teacher_chunk)
+                if self.lq_targets != "none":
+                    corrected = refine_labels(probs) if self.lq_targets == "refined" else pseudo_labels(probs)
             output = self.network(data)
-            terms = self._loss_terms(output, target, hq_index, lq_index, probs)
+            terms = self._loss_terms(output, target, hq_index, lq_index, probs, corrected)
             total = terms["L_hs"] + weight * (self.alc.alpha * terms["L_ls"] + self.alc.beta * terms["L_n"] + terms["L_c"])
 
         if self.grad_scaler is not None:
@@ -228,9 +265,21 @@ class nnUNetTrainerALC(nnUNetTrainer):
         self.alc_iteration += 1
         stats = torch.stack([torch.as_tensor(terms[k], dtype=torch.float32, device=self.device).detach()
                              for k in STEP_STATS]).cpu().numpy()
-        return {"loss": total.detach().cpu().numpy(), "alc_stats": stats}
+        result = {"loss": total.detach().cpu().numpy(), "alc_stats": stats}
+        if clean is not None and probs is not None:
+            result["label_counts"] = self._label_counts(full_resolution(target)[lq_index, 0], clean[lq_index],
+                                                        probs, corrected)
+        return result
 
-    def _loss_terms(self, output, target, hq_index, lq_index, probs) -> dict:
+    def _label_counts(self, noisy, clean, probs, corrected) -> np.ndarray:
+        """(tp, fp, fn) against the clean label of the noisy, pseudo (argmax Psi_avg) and refined (Eq. 6) labels."""
+        pseudo = corrected if self.lq_targets == "pseudo" else pseudo_labels(probs)
+        refined = corrected if self.lq_targets == "refined" else refine_labels(probs)
+        classes = self.label_manager.num_segmentation_heads
+        return torch.stack([label_agreement_counts(labels.long(), clean.long(), classes)
+                            for labels in (noisy, pseudo, refined)]).cpu().numpy()
+
+    def _loss_terms(self, output, target, hq_index, lq_index, probs, corrected) -> dict:
         """L_hs (Eq. 1), L_ls (Eq. 8), L_n (Eq. 9), L_c (Eq. 10) and the selection statistics."""
         zero = full_resolution(output).sum() * 0.0
         terms = {"L_hs": subset_loss(self.loss, output, hq_index, subset(target, hq_index)),
@@ -246,9 +295,8 @@ class nnUNetTrainerALC(nnUNetTrainer):
         terms["num_selected"] = int(selected.sum())
         student_probs = torch.softmax(full_resolution(output)[lq_index].float(), dim=1)
         terms["L_c"] = consistency_loss(student_probs, mean_probabilities(probs))
-        if self.lq_targets == "none":
+        if corrected is None:
             return terms
-        corrected = refine_labels(probs) if self.lq_targets == "refined" else pseudo_labels(probs)
         chosen, rest = lq_index[selected], lq_index[~selected]
         terms["L_ls"] = subset_loss(self.loss, output, chosen, labels_as_targets(corrected[selected], subset(target, chosen)))
         terms["L_n"] = subset_loss(self.loss, output, rest, subset(target, rest))
@@ -287,8 +335,14 @@ class nnUNetTrainerALC(nnUNetTrainer):
         self.logger.log("lambda", self.consistency_weight(), self.current_epoch)
         self.logger.log("selected_fraction", float(sums["num_selected"] / num_lq) if num_lq else float("nan"), self.current_epoch)
         self.logger.log("mean_uncertainty", float(sums["uncertainty_sum"] / num_lq) if num_lq else float("nan"), self.current_epoch)
-        for key in LABEL_DICE_KEYS:
-            self.logger.log(key, float("nan"), self.current_epoch)
+        counts = [o["label_counts"] for o in train_outputs if "label_counts" in o]
+        if self.is_ddp:
+            gathered = [None] * dist.get_world_size()
+            dist.all_gather_object(gathered, counts)
+            counts = [c for part in gathered for c in part]
+        totals = np.sum(counts, 0) if counts else None  # (3 sources, 3 counts, classes)
+        for i, key in enumerate(LABEL_DICE_KEYS):
+            self.logger.log(key, dice_from_counts(totals[i]) if totals is not None else float("nan"), self.current_epoch)
 
     def validation_step(self, batch: dict) -> dict:
         """nnU-Net's online pseudo Dice, also split into HQ and LQ validation samples."""
@@ -331,6 +385,9 @@ class nnUNetTrainerALC(nnUNetTrainer):
             + f", lambda {value('lambda')}, LQ selected {value('selected_fraction')}, "
               f"mean LQ uncertainty {value('mean_uncertainty')}")
         self.print_to_log_file(f"Pseudo dice HQ val {value('pseudo_dice_hq')}, LQ val {value('pseudo_dice_lq')}")
+        if self.monitor_clean_labels:
+            self.print_to_log_file("Dice vs clean labels of trained LQ patches: " + ", ".join(
+                f"{key.replace('label_dice_', '')} {value(key)}" for key in LABEL_DICE_KEYS))
         super().on_epoch_end()
 
     # ------------------------------------------------------------------ checkpoints
