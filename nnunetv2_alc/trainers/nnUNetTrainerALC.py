@@ -155,10 +155,6 @@ class nnUNetTrainerALC(nnUNetTrainer):
         """nnU-Net's loaders; the training one composes every batch of LQ and HQ samples."""
         dataset_tr, dataset_val = self.get_tr_and_val_datasets()
         tr_keys = list(dataset_tr.identifiers)
-        clean_folder = self._clean_label_folder(tr_keys)
-        if clean_folder is not None:
-            dataset_tr = self.dataset_class(self.preprocessed_dataset_folder, tr_keys,
-                                            folder_with_segs_from_previous_stage=clean_folder)
         what = f"The training cases of fold {self.fold}"
         if self.global_num_lq:
             hq_keys, lq_keys = require_both_qualities(tr_keys, self.label_quality, what)
@@ -167,6 +163,10 @@ class nnUNetTrainerALC(nnUNetTrainer):
             if not hq_keys:
                 raise LabelQualityError(f"{what} hold no HQ case; {type(self).__name__} trains on HQ cases only.")
         self.print_to_log_file(f"Training cases: {len(hq_keys)} HQ, {len(lq_keys)} LQ")
+        clean_folder = self._clean_label_folder(tr_keys)
+        if clean_folder is not None:
+            dataset_tr = self.dataset_class(self.preprocessed_dataset_folder, tr_keys,
+                                            folder_with_segs_from_previous_stage=clean_folder)
 
         patch_size = self.configuration_manager.patch_size
         ds_scales = self._get_deep_supervision_scales()

@@ -1,0 +1,174 @@
+"""Cost of ALC against stock nnU-Net, measured in one process: step time, peak GPU memory, loader throughput.
+
+For every trainer the same plans, configuration, batch size and patch size are used. Training steps run
+on fixed random batches (data loading excluded), after warm-up, alternating between trainers round by
+round so that drifts in machine load hit all of them alike; the median step time is reported. Peak
+memory is ``torch.cuda.max_memory_allocated`` during the steps (GPU only). The loader part times
+batches of nnU-Net's ``nnUNetDataLoader`` and our ``HQLQDataLoader`` on the same preprocessed cases,
+with the same transforms, in the main process.
+
+Needs a planned and preprocessed dataset whose dataset.json carries label_quality tags, e.g.::
+
+    nnUNetv2_alc_synthetic -d 960 --kind benchmark
+    nnUNetv2_plan_and_preprocess -d 960 -c 3d_fullres
+    python benchmarks/bench_cost.py -d 960 -c 3d_fullres --device cuda --passes 4 8
+
+Prints a table last and writes raw JSON (``--out``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+
+import numpy as np
+import torch
+from batchgeneratorsv2.transforms.utils.deep_supervision_downsampling import DownsampleSegForDSTransform
+from nnunetv2.run.run_training import get_trainer_from_args
+from nnunetv2.training.dataloading.data_loader import nnUNetDataLoader
+
+from nnunetv2_alc.batch_composition import HQLQDataLoader
+from nnunetv2_alc.label_quality import split_by_quality
+
+
+def make_trainer(dataset: str, configuration: str, trainer_name: str, device: torch.device):
+    trainer = get_trainer_from_args(dataset, configuration, 0, trainer_name, "nnUNetPlans", device=device)
+    trainer.initialize()
+    trainer.network.train()
+    return trainer
+
+
+def random_batch(trainer, keys: list[str], seed: int) -> dict:
+    """A batch shaped like the trainer's: data (B, C, *patch), deep-supervision targets, case keys."""
+    generator = torch.Generator().manual_seed(seed)
+    patch = tuple(trainer.configuration_manager.patch_size)
+    data = torch.randn((len(keys), trainer.num_input_channels, *patch), generator=generator)
+    labels = torch.randint(0, trainer.label_manager.num_segmentation_heads, (len(keys), 1, *patch),
+                           generator=generator).to(torch.int16)
+    scales = trainer._get_deep_supervision_scales()
+    if scales is None:
+        target = labels
+    else:
+        per_sample = [DownsampleSegForDSTransform(scales)(segmentation=s)["segmentation"] for s in labels]
+        target = [torch.stack(level) for level in zip(*per_sample)]
+    return {"data": data, "target": target, "keys": keys}
+
+
+def batch_keys(trainer, label_quality: dict) -> list[str]:
+    """Case keys in the trainer's own batch layout (ALC: B_n LQ then B_h HQ; stock: anything)."""
+    hq, lq = split_by_quality(sorted(label_quality), label_quality)
+    num_lq = getattr(trainer, "local_num_lq", 0)
+    return [lq[i % len(lq)] for i in range(num_lq)] + [hq[i % len(hq)] for i in range(trainer.batch_size - num_lq)]
+
+
+def time_steps(trainers: dict, batches: dict, warmup: int, rounds: int, device: torch.device) -> dict:
+    """Median seconds per train_step and peak memory, interleaving trainers round by round."""
+    for name, trainer in trainers.items():
+        for _ in range(warmup):
+            trainer.train_step(batches[name])
+    times = {name: [] for name in trainers}
+    peaks = {}
+    for name in trainers:
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        trainers[name].train_step(batches[name])
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+            peaks[name] = torch.cuda.max_memory_allocated(device)
+    for _ in range(rounds):
+        for name, trainer in trainers.items():
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            start = time.perf_counter()
+            trainer.train_step(batches[name])
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            times[name].append(time.perf_counter() - start)
+    return {name: {"median_s": statistics.median(t), "all_s": t, "peak_bytes": peaks.get(name)} for name, t in times.items()}
+
+
+def loader_throughput(trainer, label_quality: dict, batches: int) -> dict:
+    """Batches per second of nnU-Net's training loader and of ours, same cases and transforms."""
+    dataset_tr, _ = trainer.get_tr_and_val_datasets()
+    keys = list(dataset_tr.identifiers)
+    hq, lq = split_by_quality(keys, label_quality)
+    rotation, dummy_2d, initial_patch, mirror_axes = trainer.configure_rotation_dummyDA_mirroring_and_inital_patch_size()
+    transforms = trainer.get_training_transforms(
+        trainer.configuration_manager.patch_size, rotation, trainer._get_deep_supervision_scales(), mirror_axes, dummy_2d,
+        use_mask_for_norm=trainer.configuration_manager.use_mask_for_norm, is_cascaded=False,
+        foreground_labels=trainer.label_manager.foreground_labels, regions=None, ignore_label=None)
+    common = dict(oversample_foreground_percent=trainer.oversample_foreground_percent, transforms=transforms)
+    patch = trainer.configuration_manager.patch_size
+    loaders = {
+        "nnUNetDataLoader": nnUNetDataLoader(dataset_tr, trainer.batch_size, initial_patch, patch, trainer.label_manager, **common),
+        "HQLQDataLoader": HQLQDataLoader(dataset_tr, trainer.batch_size, initial_patch, patch, trainer.label_manager,
+                                         hq, lq, trainer.batch_size // 2, **common),
+    }
+    seconds = {name: [] for name in loaders}
+    np.random.seed(0)
+    for _ in range(batches):  # interleaved, as for the steps
+        for name, loader in loaders.items():
+            start = time.perf_counter()
+            next(loader)
+            seconds[name].append(time.perf_counter() - start)
+    return {name: {"batches_per_s": 1 / statistics.median(s), "all_s": s} for name, s in seconds.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("-d", required=True, help="dataset id or name (planned and preprocessed)")
+    parser.add_argument("-c", default="3d_fullres", help="configuration")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--passes", type=int, nargs="+", default=[4, 8], help="teacher passes m to measure")
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--loader-batches", type=int, default=20)
+    parser.add_argument("--out", default="benchmarks/results/cost.json")
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    os.environ.setdefault("nnUNet_compile", "false" if device.type == "cpu" else "true")
+
+    trainers = {"nnUNetTrainer": make_trainer(args.d, args.c, "nnUNetTrainer", device)}
+    for m in args.passes:
+        os.environ["ALC_NUM_PASSES"] = str(m)
+        trainers[f"nnUNetTrainerALC (m={m})"] = make_trainer(args.d, args.c, "nnUNetTrainerALC", device)
+    label_quality = trainers[f"nnUNetTrainerALC (m={args.passes[0]})"].label_quality
+    batches = {name: random_batch(t, batch_keys(t, label_quality), seed=0) for name, t in trainers.items()}
+    steps = time_steps(trainers, batches, args.warmup, args.rounds, device)
+    loaders = loader_throughput(trainers["nnUNetTrainer"], label_quality, args.loader_batches)
+
+    stock = steps["nnUNetTrainer"]
+    reference = trainers["nnUNetTrainer"]
+    result = {
+        "command": "python " + " ".join(os.sys.argv),
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)",
+        "torch": torch.__version__,
+        "configuration": args.c,
+        "patch_size": list(reference.configuration_manager.patch_size),
+        "batch_size": reference.batch_size,
+        "steps": steps,
+        "loaders": loaders,
+    }
+    os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
+    with open(args.out, "w") as f:
+        json.dump(result, f, indent=2)
+
+    print(f"\nCost on {result['device']}, {args.c}, patch {result['patch_size']}, batch {result['batch_size']} "
+          f"(medians of {args.rounds} interleaved steps)")
+    print("| trainer | step [s] | step ratio | peak memory [GiB] | memory ratio |")
+    print("|---|---:|---:|---:|---:|")
+    for name, s in steps.items():
+        memory = f"{s['peak_bytes'] / 2**30:.2f}" if s["peak_bytes"] else "n/a (CPU)"
+        memory_ratio = f"{s['peak_bytes'] / stock['peak_bytes']:.2f}x" if s["peak_bytes"] else "n/a"
+        print(f"| {name} | {s['median_s']:.4f} | {s['median_s'] / stock['median_s']:.2f}x | {memory} | {memory_ratio} |")
+    base = loaders["nnUNetDataLoader"]["batches_per_s"]
+    for name, l in loaders.items():
+        print(f"| loader {name} | {l['batches_per_s']:.2f} batches/s | {l['batches_per_s'] / base:.2f}x | | |")
+
+
+if __name__ == "__main__":
+    main()
