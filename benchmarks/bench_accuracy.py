@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 from nnunetv2.utilities.dataset_name_id_conversion import maybe_convert_to_dataset_name
 
-from nnunetv2_alc.demo.jobs import Job, format_seconds, run_jobs
+from nnunetv2_alc.demo.jobs import Job, format_seconds, run_job
 from nnunetv2_alc.demo.pipeline import METHOD_NAMES, method_name
 from nnunetv2_alc.evaluation import evaluate_folders, format_comparison_table
 from nnunetv2_alc.progress import LABEL_DICE_KEYS
@@ -70,9 +70,10 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--iterations", type=int, default=50)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--parallel", type=int, default=1, help="trainings at a time")
     parser.add_argument("--tiny-network", action="store_true", help="shrink the planned network (CPU runs)")
     parser.add_argument("--batch-size", type=int, help="replace the planned batch size (with --tiny-network)")
+    parser.add_argument("--reuse", action="store_true",
+                        help="keep trained models (checkpoint_final.pth) and complete prediction folders of an earlier run")
     parser.add_argument("--out", default="benchmarks/results/accuracy")
     args = parser.parse_args()
     settings = parse_settings(args.dataset)
@@ -95,19 +96,25 @@ def main() -> None:
         tags = dataset_json["label_quality"]
         print(f"\n== {setting}: {name} ({sum(v == 'HQ' for v in tags.values())} HQ / {len(tags)} training cases)")
         planning_env = {k: v for k, v in env.items() if k != "nnUNet_n_proc_DA"}
-        run_jobs([Job("plan", ["nnUNetv2_plan_and_preprocess", "-d", dataset_id, "-c", args.c, "-np", "2"],
-                      logs / f"{name}_plan.log", planning_env)])
+        run_job(Job("plan", ["nnUNetv2_plan_and_preprocess", "-d", dataset_id, "-c", args.c, "-np", "2"],
+                    logs / f"{name}_plan.log", planning_env))
         if args.tiny_network:
             shrink_network(Path(os.environ["nnUNet_preprocessed"]) / name / "nnUNetPlans.json", args.c,
                            batch_size=args.batch_size)
         train_env = dict(env, nnUNet_n_proc_DA="0") if args.device == "cpu" else env
-        run_jobs([Job(method_name(t), ["nnUNetv2_train", dataset_id, args.c, "all", "-tr", t, "-device", args.device],
-                      logs / f"{name}_train_{t}.log", train_env, args.epochs) for t in args.trainers], args.parallel)
         predictions = out / "predictions" / name
-        run_jobs([Job(method_name(t), ["nnUNetv2_predict", "-i", str(raw / name / "imagesTs"), "-o", str(predictions / t),
-                                       "-d", dataset_id, "-c", args.c, "-f", "all", "-tr", t, "-device", args.device,
-                                       "-npp", "1", "-nps", "1"], logs / f"{name}_predict_{t}.log", env)
-                  for t in args.trainers], args.parallel)
+        num_test = len(list((raw / name / "labelsTs").iterdir()))
+        for t in args.trainers:
+            trained = results_root / name / f"{t}__nnUNetPlans__{args.c}" / "fold_all" / "checkpoint_final.pth"
+            if not (args.reuse and trained.is_file()):
+                run_job(Job(method_name(t), ["nnUNetv2_train", dataset_id, args.c, "all", "-tr", t, "-device", args.device],
+                            logs / f"{name}_train_{t}.log", train_env, args.epochs))
+            predicted = predictions / t
+            if args.reuse and predicted.is_dir() and len(list(predicted.glob("*" + dataset_json["file_ending"]))) == num_test:
+                continue
+            run_job(Job(method_name(t), ["nnUNetv2_predict", "-i", str(raw / name / "imagesTs"), "-o", str(predictions / t),
+                                         "-d", dataset_id, "-c", args.c, "-f", "all", "-tr", t, "-device", args.device,
+                                         "-npp", "1", "-nps", "1"], logs / f"{name}_predict_{t}.log", env))
         evaluation = evaluate_folders(str(raw / name / "labelsTs"),
                                       {method_name(t): str(predictions / t) for t in args.trainers},
                                       num_processes=2, output_folder=str(out / "evaluation" / name), show_progress=False)

@@ -1,0 +1,154 @@
+"""nnUNetv2_alc_report: unit checks of its pieces, then the command on a tiny ALC model trained through the CLI."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+import torch
+from torch import nn
+
+from test_end_to_end import run
+
+from nnunetv2_alc.demo.workspace import Workspace
+from nnunetv2_alc.dropout import ConvThenDropout
+from nnunetv2_alc.label_correction import refine_labels, sample_uncertainty
+from nnunetv2_alc.report import main
+from nnunetv2_alc.report import scoring
+from nnunetv2_alc.report.passes import StochasticPass
+from nnunetv2_alc.report.scoring import CaseScore, rank, refine_and_score, score_case
+from nnunetv2_alc.tiny_plans import shrink_network
+
+DATASET_ID = 933
+DATASET = f"Dataset{DATASET_ID}_SyntheticTiny3D"
+TRAINER = "nnUNetTrainerALC"
+COLUMNS = ["rank", "case", "dice_given_vs_refined", "uncertainty", "changed_fraction", "disagreement_slice",
+           "refined_label", "dice_given_vs_clean", "dice_refined_vs_clean"]
+
+
+# ------------------------------------------------------------------ pieces, no training
+def test_slabs_give_the_same_refinement_and_uncertainty(monkeypatch):
+    torch.manual_seed(0)
+    probs = torch.softmax(torch.randn(4, 3, 7, 5, 6), dim=1).numpy()  # (m, C, *spatial)
+    whole_refined = refine_labels(torch.from_numpy(probs[:, None]))[0].numpy()
+    whole_uncertainty = float(sample_uncertainty(torch.from_numpy(probs[:, None]))[0])
+    monkeypatch.setattr(scoring, "SLAB_VOXELS", 2 * 5 * 6)  # slabs of two slices, the last one of one
+    refined, uncertainty = refine_and_score(probs)
+    assert np.array_equal(refined, whole_refined)
+    assert uncertainty == pytest.approx(whole_uncertainty, rel=1e-6)
+
+
+def test_score_and_rank():
+    given = np.zeros((4, 6, 6), np.uint8)
+    given[1:3, 1:5, 1:5] = 1
+    refined = given.copy()
+    refined[2] = 0  # slice 2 disagrees most
+    score = score_case("a", given, refined, 0.5, clean=given)
+    assert score.disagreement_slice == 2 and score.dice_given_vs_clean == 1.0
+    assert score.dice_given_vs_refined == pytest.approx(2 * 16 / (32 + 16))
+    assert score.changed_fraction == pytest.approx(16 / given.size)
+    same = score_case("b", given, given, 0.1)
+    assert same.disagreement_slice == 1 and same.dice_refined_vs_clean is None  # most foreground when no change
+    ranked = rank([CaseScore("x", 0.9, 0.1, 0, 0), CaseScore("y", 0.5, 0.1, 0, 0), CaseScore("z", 0.9, 0.3, 0, 0)])
+    assert [s.case for s in ranked] == ["y", "z", "x"]  # lowest Dice first, then highest uncertainty
+
+
+def test_stochastic_pass_keeps_dropout_on_in_eval_mode():
+    torch.manual_seed(0)
+    layers = ConvThenDropout(nn.Sequential(nn.Conv3d(1, 16, 1), nn.Identity()), p=0.5)
+    x = torch.ones(1, 1, 4, 4, 4)
+    assert torch.equal(layers.eval()(x), layers(x))
+    wrapped = StochasticPass(layers, noise_std=0.0, noise_clip=0.0).eval()
+    assert layers.training
+    assert not torch.equal(wrapped(x), wrapped(x))
+
+
+# ------------------------------------------------------------------ the command on a trained model
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny3d dataset, an ALC model trained 1 epoch x 2 iterations, and the report of it (m = 3)."""
+    work = Workspace(tmp_path_factory.mktemp("report"))  # the demo's layout and environment
+    work.prepare(overwrite=False)
+    env = {k: v for k, v in work.environment(cpu=True).items() if not k.startswith("ALC_")}
+    run(["nnUNetv2_alc_synthetic", "-d", str(DATASET_ID), "--kind", "tiny3d", "--seed", "5"], env)
+    run(["nnUNetv2_plan_and_preprocess", "-d", str(DATASET_ID), "-c", "3d_fullres", "-np", "1", "-npfp", "1"], env)
+    shrink_network(work.preprocessed / DATASET / "nnUNetPlans.json", "3d_fullres")
+    run(["nnUNetv2_train", str(DATASET_ID), "3d_fullres", "0", "-tr", TRAINER, "-device", "cpu"],
+        {**env, "nnUNet_n_proc_DA": "0", "ALC_NUM_EPOCHS": "1", "ALC_ITERATIONS_PER_EPOCH": "2",
+         "ALC_VAL_ITERATIONS_PER_EPOCH": "1"})
+    model = work.results / DATASET / f"{TRAINER}__nnUNetPlans__3d_fullres"
+    output = work.report
+    result = run(["nnUNetv2_alc_report", "-m", str(model), "-d", str(DATASET_ID), "-o", str(output),
+                  "--num-passes", "3", "--worst", "3", "-device", "cpu"], env)
+    return work.raw / DATASET, model, output, result.stdout
+
+
+@pytest.mark.slow
+def test_report_csv_is_ranked_and_complete(trained):
+    dataset, _, output, stdout = trained
+    with open(output / "label_report.csv") as handle:
+        reader = csv.DictReader(handle)
+        rows = list(reader)
+    assert reader.fieldnames == COLUMNS
+    tags = json.loads((dataset / "dataset.json").read_text())["label_quality"]
+    assert sorted(r["case"] for r in rows) == sorted(c for c, q in tags.items() if q == "LQ")
+    assert [int(r["rank"]) for r in rows] == list(range(1, len(rows) + 1))
+    keys = [(float(r["dice_given_vs_refined"]), -float(r["uncertainty"])) for r in rows]
+    assert keys == sorted(keys)
+    assert all(float(r["uncertainty"]) >= 0 and 0 <= float(r["dice_given_vs_refined"]) <= 1 for r in rows)
+    assert "Mean Dice to the clean labels" in stdout and "label_report.csv" in stdout
+
+
+@pytest.mark.slow
+def test_refined_labels_have_the_given_labels_geometry(trained):
+    dataset, _, output, _ = trained
+    with open(output / "label_report.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    for row in rows:
+        refined = sitk.ReadImage(str(output / row["refined_label"]))
+        given = sitk.ReadImage(str(dataset / "labelsTr" / f"{row['case']}.nii.gz"))
+        assert refined.GetSize() == given.GetSize()
+        assert np.allclose(refined.GetSpacing(), given.GetSpacing())
+        assert np.allclose(refined.GetOrigin(), given.GetOrigin())
+        assert np.allclose(refined.GetDirection(), given.GetDirection())
+        assert set(np.unique(sitk.GetArrayFromImage(refined))) <= {0, 1}
+
+
+@pytest.mark.slow
+def test_worst_cases_png(trained):
+    _, _, output, _ = trained
+    png = (output / "worst_cases.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+
+
+def report_error(capsys, *args: str) -> str:
+    with pytest.raises(SystemExit) as exit_info:
+        main(list(args))
+    assert exit_info.value.code == 2
+    return capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_bad_inputs_end_with_one_line_errors(trained, tmp_path, capsys):
+    raw, model, _, _ = trained
+    dataset = str(raw)
+    out = str(tmp_path / "out")
+    assert "does not exist" in report_error(capsys, "-m", str(tmp_path / "nope"), "-d", dataset, "-o", out)
+    assert "lacks plans.json" in report_error(capsys, "-m", str(tmp_path), "-d", dataset, "-o", out)
+    err = report_error(capsys, "-m", str(model), "-d", dataset, "-o", out, "-f", "3")
+    assert "fold_3" in err and "fold_0" in err
+    err = report_error(capsys, "-m", str(model), "-d", dataset, "-o", out, "-chk", "checkpoint_best_teacher.pth")
+    assert "checkpoint_final_teacher.pth" in err and "checkpoint_final.pth" in err
+    all_hq = tmp_path / DATASET
+    shutil.copytree(dataset, all_hq)
+    content = json.loads((all_hq / "dataset.json").read_text())
+    content["label_quality"] = {case: "HQ" for case in content["label_quality"]}
+    (all_hq / "dataset.json").write_text(json.dumps(content))
+    assert "no training case LQ" in report_error(capsys, "-m", str(model), "-d", str(all_hq), "-o", out)
+    del content["label_quality"]
+    (all_hq / "dataset.json").write_text(json.dumps(content))
+    assert "no 'label_quality' entry" in report_error(capsys, "-m", str(model), "-d", str(all_hq), "-o", out)
