@@ -219,16 +219,20 @@ class nnUNetTrainerALC(nnUNetTrainer):
     def _autocast(self):
         return autocast(self.device.type, enabled=True) if self.device.type == "cuda" else dummy_context()
 
+    def _to_device(self, batch: dict):
+        """The batch's data and (deep-supervision) targets on the training device."""
+        target = batch["target"]
+        target = [t.to(self.device, non_blocking=True) for t in target] if isinstance(target, list) \
+            else target.to(self.device, non_blocking=True)
+        return batch["data"].to(self.device, non_blocking=True), target
+
     def consistency_weight(self) -> float:
         """lambda(t) with t = iterations done and T = rampup_fraction of all iterations."""
         total = self.num_epochs * self.num_iterations_per_epoch
         return rampup_weight(self.alc_iteration, self.alc.rampup_length(total), self.alc.lambda_max)
 
     def train_step(self, batch: dict) -> dict:
-        data = batch["data"].to(self.device, non_blocking=True)
-        target = batch["target"]
-        target = [t.to(self.device, non_blocking=True) for t in target] if isinstance(target, list) \
-            else target.to(self.device, non_blocking=True)
+        data, target = self._to_device(batch)
         clean = None
         if self.monitor_clean_labels:  # channel 1 is the clean label, see _clean_label_folder
             clean = full_resolution(target)[:, 1]
@@ -346,10 +350,7 @@ class nnUNetTrainerALC(nnUNetTrainer):
 
     def validation_step(self, batch: dict) -> dict:
         """nnU-Net's online pseudo Dice, also split into HQ and LQ validation samples."""
-        data = batch["data"].to(self.device, non_blocking=True)
-        target = batch["target"]
-        target = [t.to(self.device, non_blocking=True) for t in target] if isinstance(target, list) \
-            else target.to(self.device, non_blocking=True)
+        data, target = self._to_device(batch)
         with self._autocast():
             output = self.network(data)
             loss = self.loss(output, target)
