@@ -1,7 +1,8 @@
 """Cost of ALC against stock nnU-Net, measured in one process: step time, peak GPU memory, loader throughput.
 
-For every trainer the same plans, configuration, batch size and patch size are used. Training steps run
-on fixed random batches (data loading excluded), after warm-up, alternating between trainers round by
+Every ALC trainer (baselines and ablations at their defaults, ALC at each m of ``--passes``) is compared
+with stock ``nnUNetTrainer``, all with the same plans, configuration, batch size and patch size. Training
+steps run on fixed random batches (data loading excluded), after warm-up, alternating between trainers round by
 round so that drifts in machine load hit all of them alike; the median step time is reported. Peak
 memory is ``torch.cuda.max_memory_allocated`` during the steps (GPU only). The loader part times
 batches of nnU-Net's ``nnUNetDataLoader`` and our ``HQLQDataLoader`` on the same preprocessed cases,
@@ -33,6 +34,9 @@ from nnunetv2.training.dataloading.data_loader import nnUNetDataLoader
 
 from nnunetv2_alc.batch_composition import HQLQDataLoader
 from nnunetv2_alc.label_quality import split_by_quality
+
+VARIANTS = ("nnUNetTrainerHSup", "nnUNetTrainerHLSup", "nnUNetTrainerMeanTeacher", "nnUNetTrainerALC_noLS",
+            "nnUNetTrainerALC_noLR")
 
 
 def make_trainer(dataset: str, configuration: str, trainer_name: str, device: torch.device):
@@ -123,7 +127,9 @@ def main() -> None:
     parser.add_argument("-d", required=True, help="dataset id or name (planned and preprocessed)")
     parser.add_argument("-c", default="3d_fullres", help="configuration")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--passes", type=int, nargs="+", default=[4, 8], help="teacher passes m to measure")
+    parser.add_argument("--passes", type=int, nargs="+", default=[4, 8], help="teacher passes m of nnUNetTrainerALC")
+    parser.add_argument("--trainers", nargs="*", default=list(VARIANTS),
+                        help="other trainers, measured at their default settings (env ALC_* apply)")
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--loader-batches", type=int, default=20)
@@ -133,6 +139,8 @@ def main() -> None:
     os.environ.setdefault("nnUNet_compile", "false" if device.type == "cpu" else "true")
 
     trainers = {"nnUNetTrainer": make_trainer(args.d, args.c, "nnUNetTrainer", device)}
+    for name in args.trainers:  # the baselines and ablations at their own defaults
+        trainers[name] = make_trainer(args.d, args.c, name, device)
     for m in args.passes:
         os.environ["ALC_NUM_PASSES"] = str(m)
         trainers[f"nnUNetTrainerALC (m={m})"] = make_trainer(args.d, args.c, "nnUNetTrainerALC", device)

@@ -48,6 +48,11 @@ class ALCConfig:
     num_epochs: int = 0
     iterations_per_epoch: int = 0
     val_iterations_per_epoch: int = 0
+    # ours: -1 leaves training unseeded (nnU-Net's behaviour); >= 0 seeds Python, NumPy and torch before the
+    # network is built (data sampling is then reproducible too with nnUNet_n_proc_DA=0)
+    seed: int = -1
+    # False skips nnU-Net's validation of the fold after training (benchmarks that predict a test set instead)
+    final_validation: bool = True
 
     def __post_init__(self) -> None:
         checks = {
@@ -69,6 +74,7 @@ class ALCConfig:
             "num_epochs": self.num_epochs >= 0,
             "iterations_per_epoch": self.iterations_per_epoch >= 0,
             "val_iterations_per_epoch": self.val_iterations_per_epoch >= 0,
+            "seed": self.seed >= -1,
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
@@ -76,7 +82,7 @@ class ALCConfig:
                 "Invalid ALC setting(s): " + ", ".join(f"{n}={getattr(self, n)!r}" for n in bad)
                 + f". Allowed: k in (0, 1], hq_share in (0, 1], ema_decay in [0, 1), dropout_p in [0, 1), "
                 f"dropout_placement in {DROPOUT_PLACEMENTS}, selection_mode in {SELECTION_MODES}, "
-                f"num_passes and selection_window >= 1, the rest >= 0."
+                f"num_passes and selection_window >= 1, seed >= -1 (-1: unseeded), the rest >= 0."
             )
 
     @classmethod
@@ -126,10 +132,17 @@ def _field(cls, name: str) -> dataclasses.Field:
     raise ALCConfigError(f"Unknown ALC setting {name!r}")
 
 
+_BOOLEANS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
+
+
 def _parse(field: dataclasses.Field, value: Any, source: str) -> Any:
     kind = type(field.default)
     if isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
         return value
+    if kind is bool:
+        if str(value).strip().lower() not in _BOOLEANS:
+            raise ALCConfigError(f"{source}={value!r} is not a valid bool (use one of {', '.join(_BOOLEANS)})")
+        return _BOOLEANS[str(value).strip().lower()]
     try:
         if kind is int:
             as_float = float(value)

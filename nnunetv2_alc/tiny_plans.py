@@ -18,8 +18,7 @@ def shrink_network(plans_file: str | os.PathLike, configuration: str, base_featu
     ``batch_size`` replaces the planned batch size when given (2d plans of small images ask for
     batches of hundreds, too many for a CPU).
     """
-    with open(plans_file) as f:
-        plans = json.load(f)
+    plans = _read(plans_file)
     try:
         kwargs = plans["configurations"][configuration]["architecture"]["arch_kwargs"]
     except KeyError:
@@ -28,6 +27,24 @@ def shrink_network(plans_file: str | os.PathLike, configuration: str, base_featu
     kwargs["features_per_stage"] = features
     if batch_size is not None:
         plans["configurations"][configuration]["batch_size"] = batch_size
+    _write(plans, plans_file)
+    return features
+
+
+def set_batch_size(plans_file: str | os.PathLike, configuration: str, batch_size: int) -> None:
+    """Replace one configuration's planned batch size, network unchanged."""
+    plans = _read(plans_file)
+    if configuration not in plans.get("configurations", {}):
+        raise KeyError(f"{plans_file} has no configuration {configuration!r}")
+    plans["configurations"][configuration]["batch_size"] = batch_size
+    _write(plans, plans_file)
+
+
+def _read(plans_file) -> dict:
+    with open(plans_file) as f:
+        return json.load(f)
+
+
+def _write(plans: dict, plans_file) -> None:
     with open(plans_file, "w") as f:
         json.dump(plans, f, indent=4)
-    return features

@@ -59,3 +59,16 @@ def test_selection_mode_auto_uses_batch_rank_from_four_lq_samples():
     assert not c.uses_batch_selection(1) and not c.uses_batch_selection(3) and c.uses_batch_selection(4)
     assert ALCConfig(selection_mode="window").uses_batch_selection(20) is False
     assert ALCConfig(selection_mode="batch").uses_batch_selection(1) is True
+
+
+@pytest.mark.parametrize("text, expected", [("0", False), ("false", False), ("No", False), ("1", True), ("true", True)])
+def test_final_validation_parses_booleans(text, expected):
+    assert ALCConfig.from_sources({"ALC_FINAL_VALIDATION": text}).final_validation is expected
+
+
+def test_bad_boolean_and_seed_are_named():
+    with pytest.raises(ALCConfigError, match="ALC_FINAL_VALIDATION='maybe' is not a valid bool"):
+        ALCConfig.from_sources({"ALC_FINAL_VALIDATION": "maybe"})
+    with pytest.raises(ALCConfigError, match="seed=-2"):
+        ALCConfig.from_sources({"ALC_SEED": "-2"})
+    assert ALCConfig.from_sources({"ALC_SEED": "7"}).seed == 7 and ALCConfig().seed == -1

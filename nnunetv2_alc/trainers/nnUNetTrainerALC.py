@@ -14,6 +14,7 @@ Settings come from :class:`nnunetv2_alc.config.ALCConfig` (environment variables
 from __future__ import annotations
 
 import os
+import random
 from typing import List
 
 import numpy as np
@@ -85,6 +86,7 @@ class nnUNetTrainerALC(nnUNetTrainer):
         self.global_num_hq = self.global_num_lq = 0  # -> initialize
         self.local_num_lq = self.lq_offset = 0
         self.monitor_clean_labels = False  # -> get_dataloaders, when labelsTr_clean exists (paper Fig. 3)
+        self.trained_in_this_run = False  # -> on_train_end; lets final_validation=False skip only after training
         self.print_to_log_file(f"{type(self).__name__} settings (ALCConfig): {self.alc.as_dict()}",
                                also_print_to_console=True)
 
@@ -103,6 +105,12 @@ class nnUNetTrainerALC(nnUNetTrainer):
         return network
 
     def initialize(self):
+        if self.alc.seed >= 0:  # before the network's weights are drawn
+            seed = self.alc.seed + self.local_rank
+            random.seed(seed)
+            np.random.seed(seed)
+            torch.manual_seed(seed)
+            self.print_to_log_file(f"Seeded Python, NumPy and torch with {seed} (ALC seed {self.alc.seed} + rank)")
         super().initialize()
         global_batch = self.configuration_manager.batch_size
         if self.train_on_lq and not self.tags_as_hq:
@@ -322,6 +330,21 @@ class nnUNetTrainerALC(nnUNetTrainer):
         parts = [None] * dist.get_world_size()
         dist.all_gather_object(parts, values.detach().cpu())
         return torch.cat(parts).to(values.device)
+
+    def on_train_end(self):
+        super().on_train_end()
+        self.trained_in_this_run = True
+
+    def perform_actual_validation(self, save_probabilities: bool = False):
+        """nnU-Net's validation of the fold, unless ``final_validation`` is off and training just ran.
+
+        ``nnUNetv2_train --val`` (validation only) always validates.
+        """
+        if not self.alc.final_validation and self.trained_in_this_run:
+            self.print_to_log_file("Final validation skipped (ALC setting final_validation = False)",
+                                   also_print_to_console=True)
+            return
+        super().perform_actual_validation(save_probabilities)
 
     # ------------------------------------------------------------------ logging
     def on_train_epoch_end(self, train_outputs: List[dict]):

@@ -1,0 +1,157 @@
+"""What the training benchmarks share: one budget, nnU-Net's CLI for planning, training and prediction.
+
+Every model is trained and used exactly as a user would: ``nnUNetv2_plan_and_preprocess``,
+``nnUNetv2_train <id> <config> all -tr <trainer>`` and ``nnUNetv2_predict`` as subprocesses, one at a
+time (each uses every core), with ALC settings passed as ``ALC_*`` environment variables. Fold ``all``
+trains on every training case; the test cases (``imagesTs``/``labelsTs``, clean labels) are predicted
+and evaluated instead of nnU-Net's validation of the fold, which is skipped (``ALC_FINAL_VALIDATION=0``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from nnunetv2.utilities.dataset_name_id_conversion import maybe_convert_to_dataset_name
+
+from nnunetv2_alc.demo.jobs import Job, run_job
+from nnunetv2_alc.demo.pipeline import method_name
+from nnunetv2_alc.tiny_plans import set_batch_size, shrink_network
+
+
+@dataclass(frozen=True)
+class Budget:
+    """The training budget and inference set-up shared by every model of one benchmark run."""
+
+    configuration: str
+    epochs: int
+    iterations: int
+    seed: int
+    device: str
+    tiny_network: bool
+    batch_size: int | None
+    tta: bool
+
+    def record(self) -> dict:
+        return asdict(self) | {"device_name": device_name(self.device), "torch": torch.__version__}
+
+
+def add_budget_arguments(parser) -> None:
+    """The command-line options of :class:`Budget`, the same in every training benchmark."""
+    parser.add_argument("-c", dest="configuration", default="3d_fullres", help="nnU-Net configuration")
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--iterations", type=int, default=50, help="training iterations per epoch")
+    parser.add_argument("--seed", type=int, default=0, help="training seed of every model (ALC_SEED)")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--tiny-network", action="store_true", help="shrink the planned network (CPU runs)")
+    parser.add_argument("--batch-size", type=int, help="replace the planned batch size")
+    parser.add_argument("--disable-tta", action="store_true", help="predict without mirroring (faster, CPU runs)")
+
+
+def budget_from_args(args) -> Budget:
+    if args.epochs < 1 or args.iterations < 1:
+        raise SystemExit(f"--epochs and --iterations must be >= 1, got {args.epochs} and {args.iterations}")
+    return Budget(args.configuration, args.epochs, args.iterations, args.seed, args.device, args.tiny_network,
+                  args.batch_size, not args.disable_tta)
+
+
+def device_name(device: str) -> str:
+    if device == "cuda":
+        return torch.cuda.get_device_name()
+    return f"CPU ({platform.machine()}, {os.cpu_count()} cores)"
+
+
+def parse_settings(values: list[str]) -> dict[str, str]:
+    """``NAME=DATASET_ID`` options (e.g. ``10%=961``) as an ordered mapping."""
+    settings = {}
+    for value in values:
+        name, sep, dataset = value.partition("=")
+        if not sep or not name or not dataset:
+            raise SystemExit(f"--dataset takes NAME=ID (e.g. 10%=961), got {value!r}")
+        settings[name] = dataset
+    return settings
+
+
+class Bench:
+    """Runs nnU-Net's commands for one benchmark under a fixed :class:`Budget`, logging into ``out/logs``."""
+
+    def __init__(self, budget: Budget, out: Path, reuse: bool):
+        self.budget, self.out, self.reuse = budget, out, reuse
+        env = dict(os.environ, ALC_NUM_EPOCHS=str(budget.epochs), ALC_ITERATIONS_PER_EPOCH=str(budget.iterations),
+                   ALC_VAL_ITERATIONS_PER_EPOCH=str(max(1, budget.iterations // 10)), ALC_SEED=str(budget.seed),
+                   ALC_FINAL_VALIDATION="0",
+                   PATH=os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")]))
+        if budget.device == "cpu":
+            env.update(nnUNet_compile="false", nnUNet_def_n_proc="1", nnUNet_n_proc_DA="0")
+        self.env = env
+        missing = [v for v in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results") if not env.get(v)]
+        if missing:
+            raise SystemExit(f"Set the environment variable(s) {', '.join(missing)} (nnU-Net's folders) first.")
+        self.raw = Path(env["nnUNet_raw"])
+
+    def dataset(self, dataset_id: str) -> tuple[str, dict]:
+        """Dataset name and raw dataset.json; refuses datasets without tags or clean test labels."""
+        name = maybe_convert_to_dataset_name(dataset_id)
+        folder = self.raw / name
+        dataset_json = json.loads((folder / "dataset.json").read_text())
+        if "label_quality" not in dataset_json:
+            raise SystemExit(f"{folder / 'dataset.json'} has no label_quality tags: run nnUNetv2_alc_make_noisy or "
+                             "nnUNetv2_alc_tag first.")
+        if not (folder / "imagesTs").is_dir() or not (folder / "labelsTs").is_dir():
+            raise SystemExit(f"{folder} needs imagesTs/ and labelsTs/ (clean test labels) for the benchmark.")
+        return name, dataset_json
+
+    def plan(self, dataset_id: str, name: str) -> None:
+        """Plan and preprocess (nnU-Net skips nothing: plans are rewritten), then shrink the network if asked."""
+        b = self.budget
+        planning_env = {k: v for k, v in self.env.items() if k != "nnUNet_n_proc_DA"}
+        run_job(Job("plan", ["nnUNetv2_plan_and_preprocess", "-d", dataset_id, "-c", b.configuration, "-np", "2"],
+                    self.out / "logs" / f"{name}_plan.log", planning_env))
+        plans = Path(self.env["nnUNet_preprocessed"]) / name / "nnUNetPlans.json"
+        if b.tiny_network:
+            shrink_network(plans, b.configuration, batch_size=b.batch_size)
+        elif b.batch_size:
+            set_batch_size(plans, b.configuration, b.batch_size)
+
+    def train_and_predict(self, dataset_id: str, name: str, trainer: str, predictions: Path, tag: str = "",
+                          settings: dict[str, str] | None = None, results: Path | None = None) -> dict:
+        """Train ``trainer`` (fold ``all``) and predict the test images into ``predictions``.
+
+        ``settings`` are extra ALC settings (names as in ALCConfig), ``results`` a separate nnUNet_results
+        folder (several models of one trainer). Returns the seconds each step took.
+        """
+        b = self.budget
+        env = dict(self.env, **{f"ALC_{k.upper()}": str(v) for k, v in (settings or {}).items()})
+        if results is not None:
+            env["nnUNet_results"] = str(results)
+        label = method_name(trainer) + (f" [{tag}]" if tag else "")
+        logs = self.out / "logs"
+        stem = f"{name}_{trainer}{'_' + tag if tag else ''}"
+        model = Path(env["nnUNet_results"]) / name / f"{trainer}__nnUNetPlans__{b.configuration}" / "fold_all"
+        seconds = {}
+        if not (self.reuse and (model / "checkpoint_final.pth").is_file()):
+            seconds["train"] = run_job(Job(label, ["nnUNetv2_train", dataset_id, b.configuration, "all", "-tr", trainer,
+                                                   "-device", b.device], logs / f"{stem}_train.log", env, b.epochs))
+        dataset_json = json.loads((self.raw / name / "dataset.json").read_text())
+        num_test = len(list((self.raw / name / "imagesTs").glob("*" + dataset_json["file_ending"])))
+        done = predictions.is_dir() and len(list(predictions.glob("*" + dataset_json["file_ending"]))) == num_test
+        if not (self.reuse and done):
+            command = ["nnUNetv2_predict", "-i", str(self.raw / name / "imagesTs"), "-o", str(predictions),
+                       "-d", dataset_id, "-c", b.configuration, "-f", "all", "-tr", trainer, "-device", b.device,
+                       "-npp", "1", "-nps", "1"] + ([] if b.tta else ["--disable_tta"])
+            seconds["predict"] = run_job(Job(label, command, logs / f"{stem}_predict.log", env))
+        return {"model": str(model), "seconds": seconds}
+
+
+def write_report(out: Path, stem: str, report: dict, markdown: list[str]) -> None:
+    """Raw JSON and the Markdown tables, written whole (after every dataset, so a stopped run keeps its results)."""
+    out.mkdir(parents=True, exist_ok=True)
+    for suffix, text in ((".json", json.dumps(report, indent=2, default=str)), (".md", "\n".join(markdown) + "\n")):
+        tmp = out / f".{stem}{suffix}.tmp"
+        tmp.write_text(text)
+        tmp.replace(out / f"{stem}{suffix}")

@@ -1,0 +1,113 @@
+"""The training benchmarks (accuracy, label correction, sensitivity) run end to end on a tiny 2D dataset.
+
+The scripts drive nnU-Net's real CLI; here with 1 epoch of 2 iterations and a tiny network, so only
+the plumbing and the reports are checked, not the numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+pytestmark = pytest.mark.slow
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+DATASET_ID = 941
+DATASET = f"Dataset{DATASET_ID}_SyntheticTiny2D"
+BUDGET = ["-c", "2d", "--device", "cpu", "--tiny-network", "--batch-size", "4", "--epochs", "1", "--iterations", "2",
+          "--disable-tta"]
+
+
+def bench(script: str, args: list[str], env: dict, check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run([sys.executable, str(BENCHMARKS / script), *args], env=env, capture_output=True,
+                            encoding="utf-8", errors="replace", timeout=900)
+    if check:
+        assert result.returncode == 0, f"{script} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return result
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    root = tmp_path_factory.mktemp("bench")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ALC_", "nnUNet"))}
+    env.update(nnUNet_raw=str(root / "raw"), nnUNet_preprocessed=str(root / "preprocessed"),
+               nnUNet_results=str(root / "results"), OMP_NUM_THREADS="1")
+    for sub in ("raw", "preprocessed", "results"):
+        (root / sub).mkdir()
+    subprocess.run(["nnUNetv2_alc_synthetic", "-d", str(DATASET_ID), "--kind", "tiny2d", "--seed", "1"], env=env,
+                   check=True, capture_output=True)
+    bench("bench_accuracy.py", ["--dataset", f"10%={DATASET_ID}", "--trainers", "nnUNetTrainerHSup",
+                                "nnUNetTrainerALC", *BUDGET, "--out", str(root / "accuracy")], env)
+    return root, env
+
+
+def test_accuracy_report_tables_every_trainer_on_the_test_cases(workspace):
+    root, _ = workspace
+    report = json.loads((root / "accuracy" / "accuracy.json").read_text())
+    entry = report["settings"]["10%"]
+    assert entry["dataset"] == DATASET and entry["dataset_seed"] == 1
+    assert list(entry["evaluation"]["methods"]) == ["H-Sup", "ALC (ours)"]
+    assert len(entry["evaluation"]["cases"]) == 2  # tiny2d's test cases, against their clean labels
+    assert report["budget"]["seed"] == 0 and report["budget"]["tta"] is False
+    assert set(entry["runs"]["nnUNetTrainerALC"]["seconds"]) == {"train", "predict"}
+    markdown = (root / "accuracy" / "accuracy.md").read_text()
+    assert "| H-Sup |" in markdown and "| ALC (ours) |" in markdown and "10% HQ" in markdown
+    model = Path(entry["runs"]["nnUNetTrainerALC"]["model"])
+    log = "".join(p.read_text() for p in model.glob("training_log_*.txt"))
+    assert "Seeded Python, NumPy and torch with 0" in log and "Final validation skipped" in log
+    assert not (model / "validation").exists()
+
+
+def test_same_seed_trains_the_same_network(workspace):
+    root, env = workspace
+    bench("bench_accuracy.py", ["--dataset", f"10%={DATASET_ID}", "--trainers", "nnUNetTrainerHSup", *BUDGET,
+                                "--out", str(root / "accuracy_again")], {**env, "nnUNet_results": str(root / "again")})
+    weights = [torch.load(folder / DATASET / "nnUNetTrainerHSup__nnUNetPlans__2d" / "fold_all" / "checkpoint_final.pth",
+                          map_location="cpu", weights_only=False)["network_weights"]
+               for folder in (root / "results", root / "again")]
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+
+def test_label_correction_reads_the_alc_model(workspace):
+    root, env = workspace
+    out = root / "label_correction"
+    result = bench("bench_label_correction.py", ["--dataset", f"10%={DATASET_ID}", "-c", "2d", "--out", str(out)], env)
+    assert "| 10% |" in result.stdout
+    curves = json.loads((out / "label_correction.json").read_text())["settings"]["10%"]["curves"]
+    assert set(curves) == {"noisy", "pseudo", "refined"} and all(len(v) == 1 for v in curves.values())
+    assert 0 <= curves["noisy"][0] < 1  # tiny2d's LQ labels are corrupted
+    assert (out / "label_correction.png").stat().st_size > 0
+    missing = bench("bench_label_correction.py", ["--dataset", f"10%={DATASET_ID}", "-c", "2d", "--trainer",
+                                                  "nnUNetTrainerALC_noLS", "--out", str(out)], env, check=False)
+    assert missing.returncode != 0 and "checkpoint_final.pth does not exist" in missing.stderr
+
+
+def test_sensitivity_trains_the_default_once_and_each_changed_value(workspace):
+    root, env = workspace
+    out = root / "sensitivity"
+    bench("bench_sensitivity.py", ["-d", str(DATASET_ID), "--vary", "num_passes=2,8", *BUDGET, "--out", str(out)], env)
+    report = json.loads((out / "sensitivity.json").read_text())
+    assert list(report["variants"]) == ["default", "num_passes=2"]
+    assert report["defaults"] == {"num_passes": 8}
+    log = "".join(p.read_text() for p in (out / "models" / "num_passes=2").rglob("training_log_*.txt"))
+    assert "EMA, 2 passes" in log
+    markdown = (out / "sensitivity.md").read_text()
+    assert "| num_passes = 2 |" in markdown and "| num_passes = 8 |" in markdown
+
+
+@pytest.mark.parametrize("script, args, message", [
+    ("bench_accuracy.py", ["--dataset", "961"], "--dataset takes NAME=ID"),
+    ("bench_accuracy.py", ["--dataset", "a=1", "--epochs", "0"], "--epochs and --iterations must be >= 1"),
+    ("bench_sensitivity.py", ["-d", "1", "--vary", "k=0.5,2"], "--vary k=0.5,2: Invalid ALC setting"),
+    ("bench_sensitivity.py", ["-d", "1", "--vary", "kappa=1"], "Unknown ALC setting"),
+])
+def test_bad_arguments_are_named(tmp_path, script, args, message):
+    env = dict(os.environ, nnUNet_raw=str(tmp_path), nnUNet_preprocessed=str(tmp_path), nnUNet_results=str(tmp_path))
+    result = bench(script, args, env, check=False)
+    assert result.returncode != 0 and message in result.stderr
