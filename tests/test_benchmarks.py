@@ -43,7 +43,7 @@ def workspace(tmp_path_factory):
     subprocess.run(["nnUNetv2_alc_synthetic", "-d", str(DATASET_ID), "--kind", "tiny2d", "--seed", "1"], env=env,
                    check=True, capture_output=True)
     bench("bench_accuracy.py", ["--dataset", f"10%={DATASET_ID}", "--trainers", "nnUNetTrainerHSup",
-                                "nnUNetTrainerALC", *BUDGET, "--out", str(root / "accuracy")], env)
+                                "nnUNetTrainerStock", "nnUNetTrainerALC", *BUDGET, "--out", str(root / "accuracy")], env)
     return root, env
 
 
@@ -52,7 +52,7 @@ def test_accuracy_report_tables_every_trainer_on_the_test_cases(workspace):
     report = json.loads((root / "accuracy" / "accuracy.json").read_text())
     entry = report["settings"]["10%"]
     assert entry["dataset"] == DATASET and entry["dataset_seed"] == 1
-    assert list(entry["evaluation"]["methods"]) == ["H-Sup", "ALC (ours)"]
+    assert list(entry["evaluation"]["methods"]) == ["H-Sup", "HL-Sup (stock nnU-Net)", "ALC (ours)"]
     assert len(entry["evaluation"]["cases"]) == 2  # tiny2d's test cases, against their clean labels
     assert report["budget"]["seed"] == 0 and report["budget"]["tta"] is False
     assert set(entry["runs"]["nnUNetTrainerALC"]["seconds"]) == {"train", "predict"}
@@ -62,6 +62,16 @@ def test_accuracy_report_tables_every_trainer_on_the_test_cases(workspace):
     log = "".join(p.read_text() for p in model.glob("training_log_*.txt"))
     assert "Seeded Python, NumPy and torch with 0" in log and "Final validation skipped" in log
     assert not (model / "validation").exists()
+
+
+def test_stock_reference_is_nnunet_on_the_same_budget(workspace):
+    root, _ = workspace
+    folder = root / "results" / DATASET / "nnUNetTrainerStock__nnUNetPlans__2d" / "fold_all"
+    checkpoint = torch.load(folder / "checkpoint_final.pth", map_location="cpu", weights_only=False)
+    assert checkpoint["current_epoch"] == 1 and "alc" not in checkpoint  # 1 epoch, nnU-Net's own checkpoint
+    log = "".join(p.read_text() for p in folder.glob("training_log_*.txt"))
+    assert "Seeded Python, NumPy and torch with 0" in log and "Final validation skipped" in log
+    assert "ALC: L_hs" not in log and "Batch composition" not in log
 
 
 def test_same_seed_trains_the_same_network(workspace):

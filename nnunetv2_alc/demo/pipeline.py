@@ -36,6 +36,7 @@ DEFAULT_TRAINERS = ("nnUNetTrainerHSup", "nnUNetTrainerHLSup", REPORT_TRAINER)
 METHOD_NAMES = {
     "nnUNetTrainerHSup": "H-Sup",
     "nnUNetTrainerHLSup": "HL-Sup",
+    "nnUNetTrainerStock": "HL-Sup (stock nnU-Net)",
     "nnUNetTrainerMeanTeacher": "Mean Teacher",
     "nnUNetTrainerALC_noLS": "ALC w/o LS",
     "nnUNetTrainerALC_noLR": "ALC w/o LR",

@@ -14,7 +14,6 @@ Settings come from :class:`nnunetv2_alc.config.ALCConfig` (environment variables
 from __future__ import annotations
 
 import os
-import random
 from typing import List
 
 import numpy as np
@@ -49,13 +48,14 @@ from nnunetv2_alc.label_quality import (LQ, LabelQualityError, check_cases_tagge
                                         require_both_qualities, split_by_quality, stratified_folds)
 from nnunetv2_alc.objective import full_resolution, labels_as_targets, subset, subset_loss
 from nnunetv2_alc.progress import ALCLocalLogger, LABEL_DICE_KEYS, LOSS_KEYS
+from nnunetv2_alc.run_settings import RunSettings
 from nnunetv2_alc.teacher import MeanTeacher
 
 # per-step statistics returned by train_step, in this order
 STEP_STATS = LOSS_KEYS + ("num_lq", "num_selected", "uncertainty_sum")
 
 
-class nnUNetTrainerALC(nnUNetTrainer):
+class nnUNetTrainerALC(RunSettings, nnUNetTrainer):
     # what LQ samples learn from: "refined" (Eq. 6), "pseudo" (argmax Psi_avg: ALC w/o LR) or "none" (Mean Teacher)
     lq_targets = "refined"
     # rank LQ samples by uncertainty (Eq. 7); False trains every LQ sample on the corrected label (ALC w/o LS)
@@ -64,16 +64,10 @@ class nnUNetTrainerALC(nnUNetTrainer):
     train_on_lq = True
     # True: every case is trained on its own label as if it were HQ (HL-Sup with our architecture and loss)
     tags_as_hq = False
-    # a variant's own defaults for ALCConfig fields (environment variables still override them)
-    config_defaults: dict = {}
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
-        super().__init__(plans, configuration, fold, dataset_json, device)
-        self.alc = ALCConfig.from_sources(**self.config_defaults)
-        self.num_epochs = self.alc.num_epochs or self.num_epochs
-        self.num_iterations_per_epoch = self.alc.iterations_per_epoch or self.num_iterations_per_epoch
-        self.num_val_iterations_per_epoch = self.alc.val_iterations_per_epoch or self.num_val_iterations_per_epoch
+        super().__init__(plans, configuration, fold, dataset_json, device)  # RunSettings: self.alc, schedule
         if self.label_manager.has_regions or self.label_manager.has_ignore_label:
             raise NotImplementedError(f"{type(self).__name__} supports plain multi-class labels only; this dataset uses "
                                       "regions or an ignore label. Use the stock nnUNetTrainer for it.")
@@ -86,7 +80,6 @@ class nnUNetTrainerALC(nnUNetTrainer):
         self.global_num_hq = self.global_num_lq = 0  # -> initialize
         self.local_num_lq = self.lq_offset = 0
         self.monitor_clean_labels = False  # -> get_dataloaders, when labelsTr_clean exists (paper Fig. 3)
-        self.trained_in_this_run = False  # -> on_train_end; lets final_validation=False skip only after training
         self.print_to_log_file(f"{type(self).__name__} settings (ALCConfig): {self.alc.as_dict()}",
                                also_print_to_console=True)
 
@@ -105,13 +98,7 @@ class nnUNetTrainerALC(nnUNetTrainer):
         return network
 
     def initialize(self):
-        if self.alc.seed >= 0:  # before the network's weights are drawn
-            seed = self.alc.seed + self.local_rank
-            random.seed(seed)
-            np.random.seed(seed)
-            torch.manual_seed(seed)
-            self.print_to_log_file(f"Seeded Python, NumPy and torch with {seed} (ALC seed {self.alc.seed} + rank)")
-        super().initialize()
+        super().initialize()  # RunSettings seeds first
         global_batch = self.configuration_manager.batch_size
         if self.train_on_lq and not self.tags_as_hq:
             self.global_num_hq, self.global_num_lq = self.alc.batch_split(global_batch)
@@ -330,21 +317,6 @@ class nnUNetTrainerALC(nnUNetTrainer):
         parts = [None] * dist.get_world_size()
         dist.all_gather_object(parts, values.detach().cpu())
         return torch.cat(parts).to(values.device)
-
-    def on_train_end(self):
-        super().on_train_end()
-        self.trained_in_this_run = True
-
-    def perform_actual_validation(self, save_probabilities: bool = False):
-        """nnU-Net's validation of the fold, unless ``final_validation`` is off and training just ran.
-
-        ``nnUNetv2_train --val`` (validation only) always validates.
-        """
-        if not self.alc.final_validation and self.trained_in_this_run:
-            self.print_to_log_file("Final validation skipped (ALC setting final_validation = False)",
-                                   also_print_to_console=True)
-            return
-        super().perform_actual_validation(save_probabilities)
 
     # ------------------------------------------------------------------ logging
     def on_train_epoch_end(self, train_outputs: List[dict]):
