@@ -95,6 +95,30 @@ def time_steps(trainers: dict, batches: dict, warmup: int, rounds: int, device: 
     return {name: {"median_s": statistics.median(t), "all_s": t, "peak_bytes": peaks.get(name)} for name, t in times.items()}
 
 
+def teacher_share(trainers: dict, batches: dict, rounds: int, device: torch.device) -> dict:
+    """Median seconds of the teacher's m passes alone (no_grad, training autocast) on each batch's LQ samples."""
+    shares = {}
+    for name, trainer in trainers.items():
+        if getattr(trainer, "teacher", None) is None:
+            continue
+        lq = batches[name]["data"][:trainer.local_num_lq].to(device)
+        config = trainer.alc
+        seconds = []
+        for _ in range(rounds):
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            start = time.perf_counter()
+            with torch.no_grad(), trainer._autocast():
+                trainer.teacher.stochastic_probabilities(lq, config.num_passes, config.noise_std, config.noise_clip,
+                                                         config.teacher_chunk)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            seconds.append(time.perf_counter() - start)
+        shares[name] = {"teacher_median_s": statistics.median(seconds), "passes": config.num_passes,
+                        "lq_samples": trainer.local_num_lq}
+    return shares
+
+
 def loader_throughput(trainer, label_quality: dict, batches: int) -> dict:
     """Batches per second of nnU-Net's training loader and of ours, same cases and transforms."""
     dataset_tr, _ = trainer.get_tr_and_val_datasets()
@@ -147,6 +171,7 @@ def main() -> None:
     label_quality = trainers[f"nnUNetTrainerALC (m={args.passes[0]})"].label_quality
     batches = {name: random_batch(t, batch_keys(t, label_quality), seed=0) for name, t in trainers.items()}
     steps = time_steps(trainers, batches, args.warmup, args.rounds, device)
+    teacher = teacher_share(trainers, batches, args.rounds, device)
     loaders = loader_throughput(trainers["nnUNetTrainer"], label_quality, args.loader_batches)
 
     stock = steps["nnUNetTrainer"]
@@ -159,6 +184,7 @@ def main() -> None:
         "patch_size": list(reference.configuration_manager.patch_size),
         "batch_size": reference.batch_size,
         "steps": steps,
+        "teacher_passes": teacher,
         "loaders": loaders,
     }
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
@@ -167,15 +193,17 @@ def main() -> None:
 
     print(f"\nCost on {result['device']}, {args.c}, patch {result['patch_size']}, batch {result['batch_size']} "
           f"(medians of {args.rounds} interleaved steps)")
-    print("| trainer | step [s] | step ratio | peak memory [GiB] | memory ratio |")
-    print("|---|---:|---:|---:|---:|")
+    print("| trainer | step [s] | step ratio | teacher passes [s] | peak memory [GiB] | memory ratio |")
+    print("|---|---:|---:|---:|---:|---:|")
     for name, s in steps.items():
         memory = f"{s['peak_bytes'] / 2**30:.2f}" if s["peak_bytes"] else "n/a (CPU)"
         memory_ratio = f"{s['peak_bytes'] / stock['peak_bytes']:.2f}x" if s["peak_bytes"] else "n/a"
-        print(f"| {name} | {s['median_s']:.4f} | {s['median_s'] / stock['median_s']:.2f}x | {memory} | {memory_ratio} |")
+        passes = f"{teacher[name]['teacher_median_s']:.4f}" if name in teacher else "-"
+        print(f"| {name} | {s['median_s']:.4f} | {s['median_s'] / stock['median_s']:.2f}x | {passes} | {memory} "
+              f"| {memory_ratio} |")
     base = loaders["nnUNetDataLoader"]["batches_per_s"]
     for name, l in loaders.items():
-        print(f"| loader {name} | {l['batches_per_s']:.2f} batches/s | {l['batches_per_s'] / base:.2f}x | | |")
+        print(f"| loader {name} | {l['batches_per_s']:.2f} batches/s | {l['batches_per_s'] / base:.2f}x | | | |")
 
 
 if __name__ == "__main__":

@@ -121,3 +121,18 @@ def test_bad_arguments_are_named(tmp_path, script, args, message):
     env = dict(os.environ, nnUNet_raw=str(tmp_path), nnUNet_preprocessed=str(tmp_path), nnUNet_results=str(tmp_path))
     result = bench(script, args, env, check=False)
     assert result.returncode != 0 and message in result.stderr
+
+
+def test_cost_compares_every_trainer_with_stock_nnunet(workspace):
+    root, env = workspace
+    out = root / "cost.json"
+    result = bench("bench_cost.py", ["-d", str(DATASET_ID), "-c", "2d", "--device", "cpu", "--rounds", "2", "--warmup",
+                                     "1", "--loader-batches", "2", "--passes", "2", "--trainers", "nnUNetTrainerHSup",
+                                     "nnUNetTrainerMeanTeacher", "--out", str(out)], env)
+    report = json.loads(out.read_text())
+    assert list(report["steps"]) == ["nnUNetTrainer", "nnUNetTrainerHSup", "nnUNetTrainerMeanTeacher",
+                                     "nnUNetTrainerALC (m=2)"]
+    assert set(report["teacher_passes"]) == {"nnUNetTrainerMeanTeacher", "nnUNetTrainerALC (m=2)"}
+    assert report["teacher_passes"]["nnUNetTrainerALC (m=2)"]["passes"] == 2
+    assert set(report["loaders"]) == {"nnUNetDataLoader", "HQLQDataLoader"}
+    assert "| nnUNetTrainerALC (m=2) |" in result.stdout
