@@ -27,13 +27,40 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 from harness import Bench, add_budget_arguments, budget_from_args, parse_settings, write_report
 
 from nnunetv2_alc.demo.jobs import format_seconds
 from nnunetv2_alc.demo.pipeline import METHOD_NAMES, method_name
 from nnunetv2_alc.evaluation import evaluate_folders, format_comparison_table
 
-TRAINERS = tuple(METHOD_NAMES)  # H-Sup, HL-Sup, Mean Teacher, ALC w/o LS, ALC w/o LR, ALC
+TRAINERS = tuple(METHOD_NAMES)  # H-Sup, HL-Sup (ours, stock), Mean Teacher, ALC w/o LS, ALC w/o LR, ALC
+ALC = method_name("nnUNetTrainerALC")
+
+
+def paired_dice(evaluation: dict, reference: str = ALC) -> list[str]:
+    """Per-case Dice of ``reference`` minus each other method (mean over labels): mean ± std and wins.
+
+    The methods see the same test cases, so the paired difference says more than two overlapping
+    mean ± std columns.
+    """
+    methods = evaluation["methods"]
+    if reference not in methods or len(methods) < 2:
+        return []
+
+    def dice(name: str) -> np.ndarray:
+        return np.array([np.mean([m["dice"] for m in methods[name]["per_case"][case].values()])
+                         for case in evaluation["cases"]])
+
+    ours = dice(reference)
+    lines = [f"Paired over the {len(ours)} test cases: Dice of {reference} minus the method's, in % points.", "",
+             "| Method | mean ± std | cases where ALC is better |", "|---|---:|---:|"]
+    for name in methods:
+        if name != reference:
+            difference = 100 * (ours - dice(name))
+            lines.append(f"| {name} | {difference.mean():+.2f} ± {difference.std(ddof=1):.2f} | "
+                         f"{int((difference > 0).sum())} of {len(difference)} |")
+    return lines + [""]
 
 
 def main() -> None:
@@ -67,7 +94,8 @@ def main() -> None:
                  "training_cases": len(tags), "runs": runs, "evaluation": evaluation,
                  "table": format_comparison_table(evaluation)}
         report["settings"][setting] = entry
-        markdown += [f"## {setting} HQ ({num_hq} of {len(tags)} training cases, {name})", "", entry["table"], ""]
+        markdown += [f"## {setting} HQ ({num_hq} of {len(tags)} training cases, {name})", "", entry["table"], "",
+                     *paired_dice(evaluation)]
         report["seconds"] = time.monotonic() - start
         write_report(out, "accuracy", report, markdown)
     print("\n" + "\n".join(markdown))

@@ -58,6 +58,7 @@ def test_accuracy_report_tables_every_trainer_on_the_test_cases(workspace):
     assert set(entry["runs"]["nnUNetTrainerALC"]["seconds"]) == {"train", "predict"}
     markdown = (root / "accuracy" / "accuracy.md").read_text()
     assert "| H-Sup |" in markdown and "| ALC (ours) |" in markdown and "10% HQ" in markdown
+    assert "Paired over the 2 test cases" in markdown and "| HL-Sup (stock nnU-Net) |" in markdown
     model = Path(entry["runs"]["nnUNetTrainerALC"]["model"])
     log = "".join(p.read_text() for p in model.glob("training_log_*.txt"))
     assert "Seeded Python, NumPy and torch with 0" in log and "Final validation skipped" in log
