@@ -12,7 +12,7 @@ at 10% and 20% HQ, one dataset id each), or on the synthetic benchmark datasets:
     nnUNetv2_alc_synthetic -d 962 --kind benchmark --hq-fraction 0.2 --seed 0
     python benchmarks/bench_accuracy.py --dataset 10%=961 --dataset 20%=962 -c 3d_fullres        # GPU
     ALC_HQ_SHARE=0.1667 python benchmarks/bench_accuracy.py --dataset 10%=961 --dataset 20%=962 \\
-        -c 2d --device cpu --tiny-network --batch-size 24 --disable-tta                             # CPU
+        -c 2d --device cpu --tiny-network --batch-size 12 --epochs 40 --iterations 25 --disable-tta  # CPU
 
 (environment: nnUNet_raw / nnUNet_preprocessed / nnUNet_results; ``ALC_*`` variables reach every
 trainer). Writes ``accuracy.json`` (raw, per case) and ``accuracy.md`` into ``--out`` after every

@@ -22,6 +22,7 @@ from nnunetv2.utilities.dataset_name_id_conversion import maybe_convert_to_datas
 from nnunetv2_alc.demo.jobs import Job, run_job
 from nnunetv2_alc.demo.pipeline import method_name
 from nnunetv2_alc.tiny_plans import set_batch_size, shrink_network
+from noise_generation.atomic_write import write_text_atomic
 
 
 @dataclass(frozen=True)
@@ -151,7 +152,5 @@ class Bench:
 def write_report(out: Path, stem: str, report: dict, markdown: list[str]) -> None:
     """Raw JSON and the Markdown tables, written whole (after every dataset, so a stopped run keeps its results)."""
     out.mkdir(parents=True, exist_ok=True)
-    for suffix, text in ((".json", json.dumps(report, indent=2, default=str)), (".md", "\n".join(markdown) + "\n")):
-        tmp = out / f".{stem}{suffix}.tmp"
-        tmp.write_text(text)
-        tmp.replace(out / f"{stem}{suffix}")
+    write_text_atomic(out / f"{stem}.json", json.dumps(report, indent=2, default=str))
+    write_text_atomic(out / f"{stem}.md", "\n".join(markdown) + "\n")
