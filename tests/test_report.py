@@ -5,21 +5,24 @@ from __future__ import annotations
 import csv
 import json
 import shutil
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import SimpleITK as sitk
 import torch
-from torch import nn
 
+from test_dropout import hooked, tiny_unet
 from test_end_to_end import run
 
+from nnunetv2_alc.config import ALCConfig
 from nnunetv2_alc.demo.workspace import Workspace
-from nnunetv2_alc.dropout import ConvThenDropout
+from nnunetv2_alc.dropout import attached_dropout, has_dropout
 from nnunetv2_alc.label_correction import refine_labels, sample_uncertainty
-from nnunetv2_alc.report import main
-from nnunetv2_alc.report import scoring
-from nnunetv2_alc.report.passes import StochasticPass
+from nnunetv2_alc.report import main, write_label_report
+from nnunetv2_alc.report import passes, run as report_run, scoring
+from nnunetv2_alc.report.model import MODEL_FILES, STUDENT_CHECKPOINT, TEACHER_CHECKPOINT, saved_pass_settings
+from nnunetv2_alc.report.passes import make_stochastic
 from nnunetv2_alc.report.scoring import CaseScore, rank, refine_and_score, score_case
 from nnunetv2_alc.tiny_plans import shrink_network
 
@@ -57,14 +60,41 @@ def test_score_and_rank():
     assert [s.case for s in ranked] == ["y", "z", "x"]  # lowest Dice first, then highest uncertainty
 
 
-def test_stochastic_pass_keeps_dropout_on_in_eval_mode():
+def test_stochastic_pass_gets_the_settings_dropout_and_keeps_it_on_in_eval_mode():
     torch.manual_seed(0)
-    layers = ConvThenDropout(nn.Sequential(nn.Conv3d(1, 16, 1), nn.Identity()), p=0.5)
-    x = torch.ones(1, 1, 4, 4, 4)
-    assert torch.equal(layers.eval()(x), layers(x))
-    wrapped = StochasticPass(layers, noise_std=0.0, noise_clip=0.0).eval()
-    assert layers.training
+    predictor = SimpleNamespace(network=tiny_unet(deep_supervision=False))
+    settings = ALCConfig(dropout_p=0.5, dropout_placement="lineage", noise_std=0.0, noise_clip=0.0)
+    assert make_stochastic(predictor, settings)
+    network = predictor.network.network
+    assert [(h.p, h.placement) for h in attached_dropout(network)] == [(0.5, "lineage")] * 2
+    assert hooked(network.encoder.stages[-1]) and hooked(network.decoder.stages[-1])
+    wrapped = predictor.network.eval()  # nnU-Net's sliding window calls .eval()
+    assert not any(m.training for m in network.modules())
+    x = torch.ones(1, 1, 16, 16, 16)
     assert not torch.equal(wrapped(x), wrapped(x))
+
+
+def test_stochastic_pass_without_dropout():
+    predictor = SimpleNamespace(network=tiny_unet(deep_supervision=False))
+    assert not make_stochastic(predictor, ALCConfig(dropout_placement="none", noise_std=0.0))
+    x = torch.ones(1, 1, 16, 16, 16)
+    assert torch.equal(predictor.network.eval()(x), predictor.network(x))
+
+
+def test_pass_settings_come_from_the_checkpoint_else_from_checkpoint_final(tmp_path):
+    for name in MODEL_FILES:
+        (tmp_path / name).write_text("{}")
+    (tmp_path / "fold_0").mkdir()
+    teacher, student = tmp_path / "fold_0" / TEACHER_CHECKPOINT, tmp_path / "fold_0" / STUDENT_CHECKPOINT
+    torch.save({"network_weights": {}}, teacher)
+    assert saved_pass_settings(tmp_path, 0, TEACHER_CHECKPOINT) is None  # stock: no "alc"
+    config = {**ALCConfig().as_dict(), "dropout_placement": "lineage", "dropout_p": 0.5, "num_passes": 3}
+    torch.save({"alc": {"iteration": 2, "config": config}}, student)
+    settings = saved_pass_settings(tmp_path, 0, TEACHER_CHECKPOINT)
+    assert (settings.dropout_placement, settings.dropout_p, settings.num_passes) == ("lineage", 0.5, 3)
+    torch.save({"alc": {"config": {"noise_std": 0.3, "k": 0.7}}}, teacher)  # the chosen checkpoint comes first
+    settings = saved_pass_settings(tmp_path, 0, TEACHER_CHECKPOINT)
+    assert settings.noise_std == 0.3 and settings.dropout_placement == "decoder" and settings.k == 0.5
 
 
 # ------------------------------------------------------------------ the command on a trained model
@@ -152,3 +182,48 @@ def test_bad_inputs_end_with_one_line_errors(trained, tmp_path, capsys):
     del content["label_quality"]
     (all_hq / "dataset.json").write_text(json.dumps(content))
     assert "no 'label_quality' entry" in report_error(capsys, "-m", str(model), "-d", str(all_hq), "-o", out)
+
+
+def report_on_copy(trained, tmp_path, monkeypatch, alc, **kwargs) -> dict:
+    """write_label_report on a copy of the model whose final checkpoints hold ``alc`` (None: none), saved as by
+    stock nnU-Net (whose trainer builds the network without dropout); returns its network and m."""
+    raw, model, _, _ = trained
+    model_copy = tmp_path / model.name
+    shutil.copytree(model, model_copy)
+    for path in (model_copy / "fold_0").glob("checkpoint_final*.pth"):
+        checkpoint = {k: v for k, v in torch.load(path, weights_only=False).items() if k != "alc"}
+        torch.save({**checkpoint, "trainer_name": "nnUNetTrainer", **({"alc": alc} if alc else {})}, path)
+    seen = {}
+
+    def spy_make_stochastic(predictor, settings):
+        seen["network"] = predictor.network
+        return make_stochastic(predictor, settings)
+
+    def spy_pass_probabilities(predictor, image_files, num_passes):
+        seen["m"] = num_passes
+        return passes.pass_probabilities(predictor, image_files, num_passes)
+
+    monkeypatch.setattr(report_run, "make_stochastic", spy_make_stochastic)
+    monkeypatch.setattr(report_run, "pass_probabilities", spy_pass_probabilities)
+    write_label_report(model_copy, raw, tmp_path / "out", worst=0, show_progress=False, **kwargs)
+    return seen
+
+
+@pytest.mark.slow
+def test_report_runs_with_the_saved_dropout_and_m(trained, tmp_path, monkeypatch, capsys):
+    assert saved_pass_settings(trained[1], 0, TEACHER_CHECKPOINT).dropout_placement == "decoder"  # the training's
+    config = {**ALCConfig().as_dict(), "dropout_placement": "lineage", "dropout_p": 0.5, "num_passes": 2}
+    seen = report_on_copy(trained, tmp_path, monkeypatch, {"config": config})
+    network = seen["network"]
+    assert [(h.p, h.placement, h.forced) for h in attached_dropout(network)] == [(0.5, "lineage", True)] * 2
+    assert hooked(network.encoder.stages[-1]) and hooked(network.decoder.stages[-1])
+    assert seen["m"] == 2 and "Note" not in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_report_without_alc_settings_has_no_dropout_and_says_so(trained, tmp_path, monkeypatch, capsys):
+    seen = report_on_copy(trained, tmp_path, monkeypatch, None, num_passes=1)
+    assert not has_dropout(seen["network"]) and seen["m"] == 1
+    out = capsys.readouterr().out
+    assert f"no ALC settings in {TEACHER_CHECKPOINT} or {STUDENT_CHECKPOINT} of fold 0" in out
+    assert "differ by their input noise only" in out

@@ -33,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"checkpoint file in the fold folder (default: {TEACHER_CHECKPOINT})")
     parser.add_argument("-o", "--output", default="alc_label_report",
                         help="output folder (default: ./alc_label_report)")
-    parser.add_argument("--num-passes", type=int, help="m, stochastic passes per case (default: ALC_NUM_PASSES or 8)")
+    parser.add_argument("--num-passes", type=int, help="m, stochastic passes per case (default: the training's m, saved in the checkpoint)")
     parser.add_argument("--worst", type=int, default=6, help="cases on the PNG sheet (default: 6; 0: no sheet)")
     parser.add_argument("-device", choices=("cpu", "cuda"), help="device (default: cuda if available, else cpu)")
     parser.add_argument("--seed", type=int, default=0, help="seed of noise and dropout (default: 0)")

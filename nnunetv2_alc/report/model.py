@@ -9,10 +9,13 @@ from pathlib import Path
 import torch
 from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
 
+from nnunetv2_alc.config import ALCConfig
 from noise_generation.dataset_io import RawDataset
 from noise_generation.errors import InputDataError
 
 TEACHER_CHECKPOINT = "checkpoint_final_teacher.pth"
+STUDENT_CHECKPOINT = "checkpoint_final.pth"
+PASS_SETTINGS = ("num_passes", "noise_std", "noise_clip", "dropout_p", "dropout_placement")
 MODEL_FILES = ("plans.json", "dataset.json")
 
 
@@ -61,8 +64,8 @@ def load_predictor(model_folder: str | Path, fold: int | str, checkpoint: str, d
     """nnU-Net's predictor for one fold and checkpoint: sliding window with Gaussian weighting, no mirroring.
 
     Test-time mirroring is off because each stochastic pass is one forward, as in training (Eq. 3).
-    The network is built by the trainer named in the checkpoint, so an ALC checkpoint gets its dropout
-    layers (placement and rate from the ``ALC_*`` settings of this process, as for ``nnUNetv2_predict``).
+    The network is built by the trainer named in the checkpoint, as for ``nnUNetv2_predict``; the report
+    attaches the training's dropout afterwards (:func:`nnunetv2_alc.report.passes.make_stochastic`).
     """
     checkpoint_path(model_folder, fold, checkpoint)
     with contextlib.redirect_stdout(io.StringIO()):  # nnU-Net's notes on the device and the trainer search
@@ -75,6 +78,26 @@ def load_predictor(model_folder: str | Path, fold: int | str, checkpoint: str, d
     if predictor.label_manager.has_regions:
         raise InputDataError(f"{model_folder} was trained with regions; the report needs plain multi-class labels")
     return predictor
+
+
+def settings_files(checkpoint: str) -> list[str]:
+    """The checkpoint files :func:`saved_pass_settings` reads, in order."""
+    return list(dict.fromkeys((checkpoint, STUDENT_CHECKPOINT)))
+
+
+def saved_pass_settings(model_folder: str | Path, fold: int | str, checkpoint: str) -> ALCConfig | None:
+    """The training's m, input noise and dropout (``PASS_SETTINGS``) from ``checkpoint["alc"]["config"]``.
+
+    Read from ``checkpoint``, else from ``checkpoint_final.pth`` of the same fold; ``None`` if neither holds
+    them (a stock nnU-Net checkpoint). Settings missing from the saved ones keep ALCConfig's defaults.
+    """
+    fold_folder = checkpoint_path(model_folder, fold, checkpoint).parent
+    for name in settings_files(checkpoint):
+        path = fold_folder / name
+        saved = torch.load(path, map_location="cpu", weights_only=False).get("alc") if path.is_file() else None
+        if isinstance(saved, dict) and "config" in saved:
+            return ALCConfig(**{key: saved["config"][key] for key in PASS_SETTINGS if key in saved["config"]})
+    return None
 
 
 def check_dataset_matches(predictor: nnUNetPredictor, raw: RawDataset) -> None:

@@ -1,8 +1,9 @@
 """The teacher's m stochastic passes over a whole raw case, by nnU-Net's sliding-window inference (Eq. 3).
 
 Choice (documented in docs/demo_and_report.md): the case is preprocessed once with the plans'
-preprocessor, then nnU-Net's sliding window runs ``m`` times over it. The predictor's network is wrapped
-by :class:`StochasticPass`, so every window forward adds fresh input noise
+preprocessor, then nnU-Net's sliding window runs ``m`` times over it. The predictor's network gets the
+training's dropout (:func:`nnunetv2_alc.dropout.add_dropout`, placement and p saved in the checkpoint) and is
+wrapped by :class:`StochasticPass`, so every window forward adds fresh input noise
 ``xi ~ clamp(N(0, std^2), -clip, clip)`` and draws fresh dropout masks, exactly one teacher pass of
 training per window. Windows overlap and nnU-Net blends their logits with its Gaussian weights, so a
 pass over a whole case is the Gaussian-weighted blend of independent window passes. Each pass is then
@@ -18,8 +19,9 @@ from nnunetv2.inference.export_prediction import convert_predicted_logits_to_seg
 from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
 from torch import nn
 
-from nnunetv2_alc.dropout import ConvThenDropout, enable_dropout_only
-from nnunetv2_alc.label_correction import teacher_noise
+from nnunetv2_alc.config import ALCConfig
+from nnunetv2_alc.dropout import add_dropout, enable_dropout_only, has_dropout
+from nnunetv2_alc.teacher import teacher_noise, unwrap_model
 
 
 class StochasticPass(nn.Module):
@@ -41,15 +43,13 @@ class StochasticPass(nn.Module):
         return self
 
 
-def has_dropout(network: nn.Module) -> bool:
-    """Whether the network has any dropout (else the passes differ by their input noise only)."""
-    return any(isinstance(m, (ConvThenDropout, nn.modules.dropout._DropoutNd)) for m in network.modules())
-
-
-def make_stochastic(predictor: nnUNetPredictor, noise_std: float, noise_clip: float) -> bool:
-    """Wrap the predictor's network in :class:`StochasticPass`; returns :func:`has_dropout` of the network."""
-    predictor.network = StochasticPass(predictor.network, noise_std, noise_clip)
-    return has_dropout(predictor.network)
+def make_stochastic(predictor: nnUNetPredictor, settings: ALCConfig) -> bool:
+    """Give the predictor's network the dropout of ``settings``, then wrap it in :class:`StochasticPass` with their
+    input noise. Returns whether the network has dropout (else the passes differ by their input noise only)."""
+    network = unwrap_model(predictor.network)  # nnU-Net compiles it lazily (nnUNet_compile): hooks come first
+    add_dropout(network, settings.dropout_p, settings.dropout_placement)
+    predictor.network = StochasticPass(predictor.network, settings.noise_std, settings.noise_clip)
+    return has_dropout(network)
 
 
 def pass_probabilities(predictor: nnUNetPredictor, image_files: list[str], num_passes: int) -> np.ndarray:

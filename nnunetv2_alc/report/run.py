@@ -13,7 +13,8 @@ from tqdm import tqdm
 
 from nnunetv2_alc.config import ALCConfig
 from nnunetv2_alc.label_quality import LQ, check_cases_tagged, read_label_quality, split_by_quality
-from nnunetv2_alc.report.model import TEACHER_CHECKPOINT, check_dataset_matches, load_predictor
+from nnunetv2_alc.report.model import (TEACHER_CHECKPOINT, check_dataset_matches, load_predictor, saved_pass_settings,
+                                       settings_files)
 from nnunetv2_alc.report.passes import make_stochastic, pass_probabilities
 from nnunetv2_alc.report.scoring import CaseScore, rank, refine_and_score, score_case
 from nnunetv2_alc.report.sheet import PNG_NAME, SheetRow, draw_worst_cases
@@ -43,19 +44,27 @@ def write_label_report(model_folder: str | os.PathLike, dataset: int | str | os.
 
     Writes to ``output``: ``refined_labels/<case><file ending>`` (Y_ref of Eq. 6 with the geometry of the
     given label), ``label_report.csv`` (ranked, see :func:`nnunetv2_alc.report.scoring.rank`) and
-    ``worst_cases.png`` (the ``worst`` first cases; none if ``worst`` is 0). ``num_passes`` defaults to
-    ALCConfig's ``num_passes``; input noise comes from ALCConfig too (``ALC_*`` settings).
+    ``worst_cases.png`` (the ``worst`` first cases; none if ``worst`` is 0). The passes use the training's
+    dropout and input noise, saved in the checkpoint (:func:`~nnunetv2_alc.report.model.saved_pass_settings`;
+    none saved: no dropout, ALCConfig's default noise); ``num_passes`` defaults to the training's m.
     """
     raw = open_raw_dataset(dataset)
     cases = lq_cases(raw)
-    config = ALCConfig.from_sources()
-    num_passes = config.num_passes if num_passes is None else num_passes
+    saved = saved_pass_settings(model_folder, fold, checkpoint)
+    settings = saved or ALCConfig(dropout_placement="none")
+    num_passes = settings.num_passes if num_passes is None else num_passes
     if num_passes < 1 or worst < 0:
         raise InputDataError(f"--num-passes must be >= 1 and --worst >= 0, got {num_passes} and {worst}")
     predictor = load_predictor(model_folder, fold, checkpoint, device)
     check_dataset_matches(predictor, raw)
-    if not make_stochastic(predictor, config.noise_std, config.noise_clip):
-        print("Note: the network has no dropout; the passes differ by their input noise only.")
+    dropout = make_stochastic(predictor, settings)
+    if saved is None:
+        print(f"Note: no ALC settings in {' or '.join(settings_files(checkpoint))} of fold {fold} (not written by "
+              f"an ALC trainer): the passes add no dropout and use ALCConfig's default input noise (std "
+              f"{settings.noise_std}, clip {settings.noise_clip})"
+              + ("." if dropout else "; they differ by their input noise only."))
+    elif not dropout:
+        print("Note: the model was trained without dropout; the passes differ by their input noise only.")
     torch.manual_seed(seed)
 
     output = Path(output)
