@@ -32,7 +32,7 @@ from batchgeneratorsv2.transforms.utils.deep_supervision_downsampling import Dow
 from nnunetv2.run.run_training import get_trainer_from_args
 from nnunetv2.training.dataloading.data_loader import nnUNetDataLoader
 
-from nnunetv2_alc.batch_composition import HQLQDataLoader
+from nnunetv2_alc.batch_composition import HQLQDataLoader, foreground_plan
 from nnunetv2_alc.label_quality import split_by_quality
 
 VARIANTS = ("nnUNetTrainerHSup", "nnUNetTrainerHLSup", "nnUNetTrainerMeanTeacher", "nnUNetTrainerALC_noLS",
@@ -110,7 +110,7 @@ def teacher_share(trainers: dict, batches: dict, rounds: int, device: torch.devi
             start = time.perf_counter()
             with torch.no_grad(), trainer._autocast():
                 trainer.teacher.stochastic_probabilities(lq, config.num_passes, config.noise_std, config.noise_clip,
-                                                         config.teacher_chunk)
+                                                         trainer.teacher_chunk, trainer.image_channels)
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             seconds.append(time.perf_counter() - start)
@@ -131,10 +131,13 @@ def loader_throughput(trainer, label_quality: dict, batches: int) -> dict:
         foreground_labels=trainer.label_manager.foreground_labels, regions=None, ignore_label=None)
     common = dict(oversample_foreground_percent=trainer.oversample_foreground_percent, transforms=transforms)
     patch = trainer.configuration_manager.patch_size
+    num_lq = trainer.batch_size // 2
     loaders = {
         "nnUNetDataLoader": nnUNetDataLoader(dataset_tr, trainer.batch_size, initial_patch, patch, trainer.label_manager, **common),
         "HQLQDataLoader": HQLQDataLoader(dataset_tr, trainer.batch_size, initial_patch, patch, trainer.label_manager,
-                                         hq, lq, trainer.batch_size // 2, **common),
+                                         hq, lq, num_lq, foreground_plan(trainer.batch_size - num_lq, num_lq,
+                                                                         trainer.oversample_foreground_percent),
+                                         **common),
     }
     seconds = {name: [] for name in loaders}
     np.random.seed(0)

@@ -1,15 +1,21 @@
-"""Training batches of ``B_n`` LQ followed by ``B_h`` HQ samples (METHOD.md, "Data").
+"""Batches of ``B_n`` LQ followed by ``B_h`` HQ samples, foreground forced within each group (docs/method.md, "Data").
 
 The global batch is laid out as ``[LQ] * B_n + [HQ] * B_h``. Under DDP every rank takes the slice of
 that layout nnU-Net would give it (the first ``B % world_size`` ranks get one sample more), so the
-global batch looks the same on any number of GPUs. HQ samples come last because nnU-Net forces
-foreground into the last ~33% of a batch: with the usual batch of 2 the HQ patch is the one that is
-guaranteed to contain foreground. Everything else (patch sampling, augmentation, workers) is nnU-Net's.
+global batch looks the same on any number of GPUs.
+
+Foreground oversampling follows nnU-Net's rule within each group instead of over the whole batch: of a
+group of ``n`` samples the positions ``i >= round(n * (1 - p))`` are forced to contain foreground
+(``p`` = nnU-Net's ``oversample_foreground_percent``, 0.33), so LQ and HQ patches are forced at nnU-Net's
+rate alike, and each group also gets background-only patches. A group of one sample is forced with
+probability ``p`` (nnU-Net's probabilistic oversampling), since the rule would never force it. With
+nnU-Net's ``probabilistic_oversampling`` every position is forced with probability ``p``.
+Everything else (patch sampling, augmentation, workers) is nnU-Net's.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 from nnunetv2.training.dataloading.data_loader import nnUNetDataLoader
@@ -28,25 +34,52 @@ def local_composition(num_hq: int, num_lq: int, world_size: int = 1, rank: int =
     return int((~layout).sum()), int(layout.sum())
 
 
+def group_foreground_plan(group_size: int, percent: float, probabilistic: bool = False) -> list[Optional[bool]]:
+    """Per position of one group: forced to foreground (True), not (False) or with probability ``percent`` (None)."""
+    if probabilistic or group_size == 1:
+        return [None] * group_size
+    first_forced = round(group_size * (1 - percent))
+    return [i >= first_forced for i in range(group_size)]
+
+
+def foreground_plan(num_hq: int, num_lq: int, percent: float, probabilistic: bool = False,
+                    world_size: int = 1, rank: int = 0) -> list[Optional[bool]]:
+    """The oversampling of the positions ``rank`` loads (see the module docstring), from the global (B_h, B_n)."""
+    plan = group_foreground_plan(num_lq, percent, probabilistic) + group_foreground_plan(num_hq, percent, probabilistic)
+    return plan[rank_slice(num_hq + num_lq, world_size, rank)]
+
+
 class HQLQDataLoader(nnUNetDataLoader):
     """nnU-Net's data loader whose batches hold ``num_lq`` LQ cases, then the HQ cases.
 
     Cases are drawn uniformly with replacement within each group, as nnU-Net draws from all cases.
+    ``plan`` (one entry per batch position, see :func:`foreground_plan`) says which patches are forced to
+    contain foreground; it replaces nnU-Net's ``oversample_foreground_percent`` rule.
     """
 
     def __init__(self, data, batch_size: int, patch_size, final_patch_size, label_manager,
-                 hq_keys: Sequence[str], lq_keys: Sequence[str], num_lq: int, **kwargs):
-        super().__init__(data, batch_size, patch_size, final_patch_size, label_manager, **kwargs)
+                 hq_keys: Sequence[str], lq_keys: Sequence[str], num_lq: int, plan: Sequence[Optional[bool]],
+                 oversample_foreground_percent: float, **kwargs):
+        super().__init__(data, batch_size, patch_size, final_patch_size, label_manager,
+                         oversample_foreground_percent=oversample_foreground_percent, **kwargs)
         num_hq = batch_size - num_lq
         if not 0 <= num_lq <= batch_size:
             raise ValueError(f"num_lq={num_lq} must lie in [0, batch_size={batch_size}]")
+        if len(plan) != batch_size:
+            raise ValueError(f"the foreground plan has {len(plan)} positions for a batch of {batch_size}")
         if num_hq and not hq_keys:
-            raise ValueError("the batch needs HQ samples but there are no HQ training cases")
+            raise ValueError("the batch needs HQ samples but there are no HQ cases")
         if num_lq and not lq_keys:
-            raise ValueError("the batch needs LQ samples but there are no LQ training cases")
+            raise ValueError("the batch needs LQ samples but there are no LQ cases")
         self.hq_keys = list(hq_keys)
         self.lq_keys = list(lq_keys)
         self.num_lq = num_lq
+        self.plan = list(plan)
+        self.get_do_oversample = self._planned_oversample  # nnU-Net binds its rule per instance
+
+    def _planned_oversample(self, sample_idx: int) -> bool:
+        forced = self.plan[sample_idx]
+        return bool(np.random.uniform() < self.oversample_foreground_percent) if forced is None else forced
 
     def get_indices(self):
         lq = np.random.choice(self.lq_keys, self.num_lq, replace=True) if self.num_lq else []

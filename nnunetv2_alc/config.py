@@ -1,4 +1,4 @@
-"""ALC hyperparameters: METHOD.md defaults, overridable without editing the package.
+"""ALC hyperparameters: docs/method.md defaults, overridable without editing the package.
 
 Precedence (later wins): the defaults below, a JSON file named by ``ALC_CONFIG`` (keys = field names),
 then one environment variable per field, ``ALC_<FIELD NAME IN CAPITALS>`` (e.g. ``ALC_NUM_PASSES=4``).
@@ -17,8 +17,13 @@ from typing import Any, Mapping
 
 ENV_PREFIX = "ALC_"
 CONFIG_FILE_ENV = "ALC_CONFIG"
-DROPOUT_PLACEMENTS = ("decoder", "all", "none")
+DROPOUT_PLACEMENTS = ("decoder", "lineage", "all", "none")
 SELECTION_MODES = ("auto", "batch", "window")
+
+
+# settings that may change between a run and its resume (--c): schedule, seeding, validation, memory chunking
+RUN_SETTINGS = ("num_epochs", "iterations_per_epoch", "val_iterations_per_epoch", "seed", "final_validation",
+                "teacher_chunk")
 
 
 class ALCConfigError(ValueError):
@@ -27,23 +32,25 @@ class ALCConfigError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class ALCConfig:
-    """All knobs of the method. Defaults follow METHOD.md; those marked "ours" are our choices."""
+    """All knobs of the method. Defaults follow docs/method.md; those marked "ours" are our choices."""
 
     num_passes: int = 8            # m, teacher passes (ours, as UA-MT)
     k: float = 0.5                 # fraction of LQ samples selected (Eq. 7)
     alpha: float = 3.0             # weight of L_ls (Eq. 11)
     beta: float = 2.0              # weight of L_n (Eq. 11)
     lambda_max: float = 0.1        # ramp-up ceiling (ours, as UA-MT/MTCL)
-    rampup_fraction: float = 0.4   # T as a fraction of all training iterations (ours)
+    rampup_fraction: float = 0.75  # T as a fraction of all training iterations (MTCL's 75 %)
     ema_decay: float = 0.99        # gamma, Eq. 3 teacher update
     noise_std: float = 0.1         # std of the teacher's Gaussian input noise
     noise_clip: float = 0.2        # noise clamped to [-clip, clip]
     dropout_p: float = 0.1         # dropout rate (ours)
-    dropout_placement: str = "decoder"  # decoder | all | none (ours)
-    hq_share: float = 0.2          # HQ fraction of each batch, B_h = max(1, round(share * B)) (paper: 4 of 24)
+    dropout_placement: str = "decoder"  # decoder | lineage | all | none (docs/method.md, "Dropout")
+    hq_share: float = 1 / 6        # HQ fraction of each batch, B_h = max(1, round(share * B)) (paper: 4 of 24)
+    weight_ce: float = 1.0         # l_seg = weight_ce * CE + weight_dice * Dice (Eq. 2 on nnU-Net's scale)
+    weight_dice: float = 1.0
     selection_mode: str = "auto"   # batch top-k, windowed rank, or auto (batch if >= 4 LQ per batch)
     selection_window: int = 64     # recent LQ scores the windowed rank compares against (ours)
-    teacher_chunk: int = 0         # max samples per teacher forward; 0 = all m*B_n passes in one forward
+    teacher_chunk: int = 0         # max samples per teacher forward; 0 = the planned batch size
     # training schedule of our trainers; 0 keeps nnU-Net's own value (1000 epochs x 250 + 50 iterations)
     num_epochs: int = 0
     iterations_per_epoch: int = 0
@@ -60,6 +67,8 @@ class ALCConfig:
             "k": 0.0 < self.k <= 1.0,
             "alpha": self.alpha >= 0,
             "beta": self.beta >= 0,
+            "weight_ce": self.weight_ce >= 0,
+            "weight_dice": self.weight_dice >= 0,
             "lambda_max": self.lambda_max >= 0,
             "rampup_fraction": 0.0 <= self.rampup_fraction <= 1.0,
             "ema_decay": 0.0 <= self.ema_decay < 1.0,
@@ -112,7 +121,7 @@ class ALCConfig:
         return num_hq, batch_size - num_hq
 
     def uses_batch_selection(self, num_lq: int) -> bool:
-        """Per-batch top-k (paper) or the windowed rank (METHOD.md, for few LQ samples per batch)."""
+        """Per-batch top-k (paper) or the windowed rank (docs/method.md, for few LQ samples per batch)."""
         if self.selection_mode == "auto":
             return num_lq >= 4
         return self.selection_mode == "batch"
@@ -123,6 +132,16 @@ class ALCConfig:
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def method_settings(self) -> dict[str, Any]:
+        """The settings that define what is trained: all but the :data:`RUN_SETTINGS`."""
+        return {k: v for k, v in self.as_dict().items() if k not in RUN_SETTINGS}
+
+    def method_differences(self, saved: Mapping[str, Any]) -> list[str]:
+        """``name: saved -> now`` for each method setting that differs from ``saved`` (a checkpoint's settings)."""
+        missing = object()
+        return [f"{name}: {saved.get(name, '<not saved>')!r} -> {value!r}"
+                for name, value in self.method_settings().items() if saved.get(name, missing) != value]
 
 
 def _field(cls, name: str) -> dataclasses.Field:

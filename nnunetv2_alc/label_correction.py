@@ -1,4 +1,7 @@
-"""The ALC method as plain torch functions (paper Eq. 3-7 and 10, read as METHOD.md fixes them).
+"""The ALC method's equations as plain torch functions: Eq. 4-7 and 10 (docs/method.md).
+
+The EMA teacher and its noisy passes (Eq. 3) live in :mod:`nnunetv2_alc.teacher`, the ramp-up of Eq. 11
+beside the other loss terms in :mod:`nnunetv2_alc.objective`.
 
 Conventions:
 
@@ -17,11 +20,10 @@ from __future__ import annotations
 import math
 import numbers
 from collections import deque
-from typing import Callable, Optional
+from functools import cached_property
 
 import torch
-from torch import Tensor, nn
-from torch.nn.parallel import DataParallel, DistributedDataParallel
+from torch import Tensor
 
 # Slack for ceil(k * n): k * n computed in binary floating point can land just above an integer that it
 # equals in decimal (0.14 * 50 == 7.000000000000001), which must not add a sample.
@@ -84,7 +86,15 @@ def refine_labels(probs: Tensor, eps: float = 1e-6) -> Tensor:
 
     The paper's 1/m factor does not change the argmax and is left out. Ties go to the lowest class index.
     """
-    weights = refinement_weights(probs, eps)
+    return weighted_labels(probs, refinement_weights(probs, eps))
+
+
+def weighted_labels(probs: Tensor, weights: Tensor) -> Tensor:
+    """argmax_c sum_j w_j Psi_j,c (Eq. 6) for given per-voxel pass weights ``(m, B, *spatial)``, int64 ``(B, *spatial)``."""
+    _check_probs(probs)
+    if weights.shape != probs.shape[:2] + probs.shape[3:]:
+        raise ValueError(f"weights must have shape (m, B, *spatial) = {tuple(probs.shape[:2] + probs.shape[3:])}, "
+                         f"got {tuple(weights.shape)}")
     weighted = probs.to(torch.float32, copy=True).mul_(weights.unsqueeze(2))
     return weighted.sum(dim=0).argmax(dim=1)
 
@@ -120,7 +130,7 @@ def select_most_certain(uncertainty: Tensor, k: float) -> Tensor:
 
 
 class WindowedSelector:
-    """Selection by rank in a window of recent LQ uncertainty scores (METHOD.md, Selection; ours).
+    """Selection by rank in a window of recent LQ uncertainty scores (docs/method.md, Selection; ours).
 
     For each call with ``b`` scores (after ``gather``, if given), the ranking set ``R`` is those ``b``
     scores plus the ``max(0, window - b)`` most recent earlier ones, ``N = |R|``. Sample ``i`` is selected
@@ -132,9 +142,9 @@ class WindowedSelector:
     every sample. Afterwards the ``b`` scores enter the window, the oldest leave.
 
     The result depends only on the sequence of scores seen, so it is deterministic, and
-    :meth:`state_dict` (plain Python ints and floats) restores it exactly. In DDP pass ``gather``, a
-    callable that returns the concatenation of every rank's local scores in rank order (an all_gather):
-    every rank then ranks against, and stores, the same scores, so the windows stay identical.
+    :meth:`state_dict` (plain Python ints and floats) restores it exactly. Under DDP the trainer passes
+    every rank's scores (gathered in rank order), so every rank ranks against, and stores, the same
+    scores and the windows stay identical.
     """
 
     def __init__(self, window: int = 50):
@@ -143,17 +153,15 @@ class WindowedSelector:
         self.window = window
         self._scores: deque[float] = deque(maxlen=window)
 
-    def select(self, uncertainty: Tensor, k: float,
-               gather: Optional[Callable[[Tensor], Tensor]] = None) -> Tensor:
-        """Bool mask of shape ``(B,)`` over the local ``uncertainty`` scores (see the class docstring).
+    def select(self, uncertainty: Tensor, k: float) -> Tensor:
+        """Bool mask of shape ``(B,)`` over the ``uncertainty`` scores (see the class docstring).
 
         Raises ``ValueError`` for non-finite scores, which would otherwise stay in the window.
         """
         _check_k(k)
         if uncertainty.ndim != 1:
             raise ValueError(f"uncertainty must have shape (B,), got {tuple(uncertainty.shape)}")
-        current = (gather(uncertainty) if gather is not None else uncertainty).detach().reshape(-1)
-        values = current.double().tolist()
+        values = uncertainty.detach().double().tolist()
         if not all(math.isfinite(v) for v in values):
             raise ValueError(f"uncertainty scores must be finite, got {values}")
         keep = min(len(self._scores), max(0, self.window - len(values)))
@@ -190,73 +198,33 @@ def consistency_loss(student_probs: Tensor, teacher_mean_probs: Tensor) -> Tenso
     return difference.square().mean()
 
 
-def rampup_weight(step_or_epoch: float, rampup_length: float, lambda_max: float) -> float:
-    """lambda(t) = lambda_max * exp(-5 * (1 - min(t, T)/T)^2) (Eq. 11; Mean Teacher's ramp-up).
+class TeacherPasses:
+    """The quantities of Eq. 4-7 for one batch of teacher passes, each computed once, when first needed.
 
-    ``T = rampup_length``; ``T == 0`` means no ramp-up (``lambda_max`` throughout). ``t`` and ``T`` must
-    be >= 0.
+    ``probs``: ``Psi`` of shape ``(m, B, C, *spatial)``. ``weights`` are Eq. 5's, ``refined`` Eq. 6's
+    labels, ``pseudo`` ``argmax Psi_avg`` (ALC w/o LR), ``uncertainty`` Eq. 7's ``U``.
     """
-    if step_or_epoch < 0 or rampup_length < 0:
-        raise ValueError(f"t and T must be >= 0, got t={step_or_epoch!r}, T={rampup_length!r}")
-    if rampup_length == 0:
-        return float(lambda_max)
-    phase = 1.0 - min(step_or_epoch, rampup_length) / rampup_length
-    return float(lambda_max * math.exp(-5.0 * phase * phase))
 
+    def __init__(self, probs: Tensor):
+        _check_probs(probs)
+        self.probs = probs
 
-def ema_decay(step: int, max_decay: float = 0.99) -> float:
-    """g = min(1 - 1/(step+1), max_decay) (Eq. 3 teacher update; Mean Teacher's warm-up).
+    @cached_property
+    def mean(self) -> Tensor:
+        return mean_probabilities(self.probs)
 
-    Step 0 gives 0, so the first update copies the student into the teacher.
-    """
-    if step < 0:
-        raise ValueError(f"step must be >= 0, got {step!r}")
-    if not 0.0 <= max_decay <= 1.0:
-        raise ValueError(f"max_decay must be in [0, 1], got {max_decay!r}")
-    return min(1.0 - 1.0 / (step + 1), max_decay)
+    @cached_property
+    def weights(self) -> Tensor:
+        return refinement_weights(self.probs)
 
+    @cached_property
+    def refined(self) -> Tensor:
+        return weighted_labels(self.probs, self.weights)
 
-def unwrap_model(module: nn.Module) -> nn.Module:
-    """The network inside any nesting of DDP / DataParallel (``.module``) and torch.compile (``._orig_mod``)."""
-    while True:
-        if isinstance(module, (DistributedDataParallel, DataParallel)):
-            module = module.module
-        elif isinstance(getattr(module, "_orig_mod", None), nn.Module):
-            module = module._orig_mod
-        else:
-            return module
+    @cached_property
+    def pseudo(self) -> Tensor:
+        return self.mean.argmax(dim=1)
 
-
-@torch.no_grad()
-def ema_update_(teacher: nn.Module, student: nn.Module, decay: float) -> None:
-    """In place: theta_t = g * theta_t + (1 - g) * theta_s for every parameter (Eq. 3), ``g = decay``.
-
-    Buffers (e.g. BatchNorm running statistics) are copied from the student. Both modules may be wrapped
-    (see :func:`unwrap_model`); their parameter and buffer names must match.
-    """
-    if not 0.0 <= decay <= 1.0:
-        raise ValueError(f"decay must be in [0, 1], got {decay!r}")
-    teacher, student = unwrap_model(teacher), unwrap_model(student)
-    t_params, s_params = dict(teacher.named_parameters()), dict(student.named_parameters())
-    t_buffers, s_buffers = dict(teacher.named_buffers()), dict(student.named_buffers())
-    if t_params.keys() != s_params.keys() or t_buffers.keys() != s_buffers.keys():
-        raise ValueError("teacher and student have different parameter or buffer names")
-    names = list(t_params)
-    if names:
-        torch._foreach_lerp_([t_params[n] for n in names], [s_params[n] for n in names], 1.0 - decay)
-    for name, buffer in t_buffers.items():
-        buffer.copy_(s_buffers[name])
-
-
-def teacher_noise(x: Tensor, std: float = 0.1, clip: float = 0.2,
-                  generator: Optional[torch.Generator] = None) -> Tensor:
-    """x + xi with xi = clamp(N(0, std^2), -clip, clip), drawn per element (Eq. 3 input perturbation).
-
-    The noise is drawn in float32 on ``x``'s device (``generator`` must live there too) and added in
-    ``x``'s dtype; ``x`` itself is left unchanged.
-    """
-    if std < 0 or clip < 0:
-        raise ValueError(f"std and clip must be >= 0, got std={std!r}, clip={clip!r}")
-    noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=torch.float32)
-    noise.mul_(std).clamp_(-clip, clip)
-    return x + noise.to(x.dtype)
+    @cached_property
+    def uncertainty(self) -> Tensor:
+        return sample_uncertainty(self.probs)

@@ -1,7 +1,7 @@
 """Label-quality tags (HQ = trusted, LQ = noisy) stored in a dataset's ``dataset.json``.
 
 The tags live under the key ``"label_quality"``: an object mapping every training case identifier to
-``"HQ"`` or ``"LQ"`` (METHOD.md, "Data"). nnU-Net copies ``dataset.json`` into the preprocessed
+``"HQ"`` or ``"LQ"`` (docs/method.md, "Data"). nnU-Net copies ``dataset.json`` into the preprocessed
 folder unchanged, so trainers read the tags from there.
 """
 

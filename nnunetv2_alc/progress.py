@@ -19,11 +19,13 @@ LOSS_KEYS = ("L_hs", "L_ls", "L_n", "L_c")
 SELECTION_KEYS = ("lambda", "selected_fraction", "mean_uncertainty")
 QUALITY_DICE_KEYS = ("pseudo_dice_hq", "pseudo_dice_lq")
 LABEL_DICE_KEYS = ("label_dice_noisy", "label_dice_pseudo", "label_dice_refined")
-ALC_KEYS = LOSS_KEYS + SELECTION_KEYS + QUALITY_DICE_KEYS + LABEL_DICE_KEYS
+# how much Eq. 5-7 do (nnunetv2_alc.refinement_diagnostics)
+DIAGNOSTIC_KEYS = ("weight_entropy", "refined_changed_fraction", "uncertainty_std", "uncertainty_dice_rho")
+ALC_KEYS = LOSS_KEYS + SELECTION_KEYS + QUALITY_DICE_KEYS + LABEL_DICE_KEYS + DIAGNOSTIC_KEYS
 
 
 class ALCLocalLogger(LocalLogger):
-    """nnU-Net's local logger with the ALC keys; ``progress.png`` gains two ALC panels."""
+    """nnU-Net's local logger with the ALC keys; ``progress.png`` gains three ALC panels."""
 
     def __init__(self, verbose: bool = False):
         super().__init__(verbose)
@@ -41,14 +43,14 @@ class ALCLocalLogger(LocalLogger):
         log = self.my_fantastic_logging
         epochs = min(len(values) for values in log.values())
         x = list(range(epochs))
-        fig, axes = plt.subplots(5, 1, figsize=(14, 26))
+        fig, axes = plt.subplots(6, 1, figsize=(14, 31))
 
         ax = axes[0]
         ax.plot(x, log["train_losses"][:epochs], "b-", lw=2, label="loss_tr (L_total)")
         ax.plot(x, log["val_losses"][:epochs], "r-", lw=2, label="loss_val")
         ax.set_ylabel("loss")
         dice_ax = ax.twinx()
-        dice_ax.plot(x, log["mean_fg_dice"][:epochs], "g:", lw=2, label="pseudo dice (all val)")
+        dice_ax.plot(x, log["mean_fg_dice"][:epochs], "g:", lw=2, label="pseudo dice (model selection)")
         dice_ax.plot(x, log["ema_fg_dice"][:epochs], "g-", lw=2, label="pseudo dice (mov. avg.)")
         dice_ax.plot(x, log["pseudo_dice_hq"][:epochs], "c-", lw=1.5, label="pseudo dice HQ val")
         dice_ax.plot(x, log["pseudo_dice_lq"][:epochs], "m-", lw=1.5, label="pseudo dice LQ val")
@@ -73,13 +75,25 @@ class ALCLocalLogger(LocalLogger):
         _legend(ax, unc_ax)
 
         ax = axes[3]
+        ax.plot(x, log["weight_entropy"][:epochs], "b-", lw=2, label="entropy of Eq. 5 weights / log m (1 = uniform)")
+        ax.plot(x, log["uncertainty_dice_rho"][:epochs], "g-", lw=2,
+                label="rank corr. of U with refined-label Dice (< 0: selection picks better labels)")
+        ax.set_ylim(-1.02, 1.02)
+        ax.set_ylabel("refinement diagnostics")
+        small_ax = ax.twinx()
+        small_ax.plot(x, log["refined_changed_fraction"][:epochs], "r-", lw=2, label="refined != pseudo (voxel fraction)")
+        small_ax.plot(x, log["uncertainty_std"][:epochs], "y-", lw=2, label="std of U over LQ samples")
+        small_ax.set_ylabel("fraction / std")
+        _legend(ax, small_ax)
+
+        ax = axes[4]
         durations = [end - start for start, end in zip(log["epoch_start_timestamps"][:epochs], log["epoch_end_timestamps"][:epochs])]
         ax.plot(x, durations, "b-", lw=2, label="epoch duration")
         ax.set_ylim(bottom=0)
         ax.set_ylabel("time [s]")
         ax.legend(loc="upper right")
 
-        ax = axes[4]
+        ax = axes[5]
         ax.plot(x, log["lrs"][:epochs], "b-", lw=2, label="learning rate")
         ax.set_ylabel("learning rate")
         ax.legend(loc="upper right")

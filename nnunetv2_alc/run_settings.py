@@ -19,6 +19,13 @@ class RunSettings:
     # a trainer's own defaults for ALCConfig fields (environment variables still override them)
     config_defaults: dict = {}
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        unknown = set(cls.config_defaults) - set(ALCConfig.__dataclass_fields__)
+        if unknown:
+            raise TypeError(f"{cls.__name__}.config_defaults names unknown ALC settings {sorted(unknown)}; "
+                            f"known: {sorted(ALCConfig.__dataclass_fields__)}")
+
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
         super().__init__(plans, configuration, fold, dataset_json, device)

@@ -1,15 +1,19 @@
-"""The Mean Teacher: an EMA copy of the student and its stochastic passes (Eq. 3-4)."""
+"""The Mean Teacher: an EMA copy of the student (Eq. 3) and its stochastic passes (Eq. 3-4).
+
+Besides :class:`MeanTeacher` this module holds what the teacher is made of: the EMA decay and update,
+the input noise of its passes, and the unwrapping of DDP / torch.compile around a network.
+"""
 
 from __future__ import annotations
 
 import copy
-from typing import Callable
+from typing import Callable, Optional
 
 import torch
-from torch import nn
+from torch import Tensor, nn
+from torch.nn.parallel import DataParallel, DistributedDataParallel
 
 from nnunetv2_alc.dropout import enable_dropout_only
-from nnunetv2_alc.label_correction import ema_decay, ema_update_, teacher_noise, unwrap_model
 
 
 class MeanTeacher:
@@ -36,19 +40,22 @@ class MeanTeacher:
 
     @torch.no_grad()
     def stochastic_probabilities(self, images: torch.Tensor, num_passes: int, noise_std: float,
-                                 noise_clip: float, chunk: int = 0) -> torch.Tensor:
+                                 noise_clip: float, chunk: int, image_channels: Optional[int] = None) -> torch.Tensor:
         """Psi_j = softmax(f_t(X + xi_j)) for j = 1..m (Eq. 3) as float32 of shape (m, B, C, *spatial).
 
-        The m passes of all B samples run as batched forwards of up to ``chunk`` samples (0 = one
-        forward of m*B samples), with dropout active and everything else in eval mode. The caller
-        decides the autocast context (the training one).
+        The m passes of all B samples run as batched forwards of up to ``chunk`` samples, with dropout
+        active and everything else in eval mode. The noise xi goes onto the first ``image_channels``
+        channels only (all when None): a cascade's previous-stage segmentation channels stay as they are.
+        The caller decides the autocast context (the training one).
         """
+        if chunk < 1:
+            raise ValueError(f"chunk must be >= 1, got {chunk}")
         enable_dropout_only(self.network)
         batch = images.shape[0]
         stacked = images.unsqueeze(0).expand(num_passes, *images.shape).reshape(num_passes * batch, *images.shape[1:])
-        stacked = teacher_noise(stacked, noise_std, noise_clip)
-        step = chunk if chunk > 0 else stacked.shape[0]
-        logits = torch.cat([_full_resolution(self.forward(part)) for part in stacked.split(step)])
+        noisy = stacked.shape[1] if image_channels is None else image_channels
+        stacked = torch.cat([teacher_noise(stacked[:, :noisy], noise_std, noise_clip), stacked[:, noisy:]], dim=1)
+        logits = torch.cat([_full_resolution(self.forward(part)) for part in stacked.split(chunk)])
         probs = torch.softmax(logits.float(), dim=1)
         return probs.reshape(num_passes, batch, *probs.shape[1:])
 
@@ -62,3 +69,61 @@ class MeanTeacher:
 
 def _full_resolution(output) -> torch.Tensor:
     return output[0] if isinstance(output, (list, tuple)) else output
+
+
+def ema_decay(step: int, max_decay: float = 0.99) -> float:
+    """g = min(1 - 1/(step+1), max_decay) (Eq. 3 teacher update; Mean Teacher's warm-up).
+
+    Step 0 gives 0, so the first update copies the student into the teacher.
+    """
+    if step < 0:
+        raise ValueError(f"step must be >= 0, got {step!r}")
+    if not 0.0 <= max_decay <= 1.0:
+        raise ValueError(f"max_decay must be in [0, 1], got {max_decay!r}")
+    return min(1.0 - 1.0 / (step + 1), max_decay)
+
+
+def unwrap_model(module: nn.Module) -> nn.Module:
+    """The network inside any nesting of DDP / DataParallel (``.module``) and torch.compile (``._orig_mod``)."""
+    while True:
+        if isinstance(module, (DistributedDataParallel, DataParallel)):
+            module = module.module
+        elif isinstance(getattr(module, "_orig_mod", None), nn.Module):
+            module = module._orig_mod
+        else:
+            return module
+
+
+@torch.no_grad()
+def ema_update_(teacher: nn.Module, student: nn.Module, decay: float) -> None:
+    """In place: theta_t = g * theta_t + (1 - g) * theta_s for every parameter (Eq. 3), ``g = decay``.
+
+    Buffers (e.g. BatchNorm running statistics) are copied from the student. Both modules may be wrapped
+    (see :func:`unwrap_model`); their parameter and buffer names must match.
+    """
+    if not 0.0 <= decay <= 1.0:
+        raise ValueError(f"decay must be in [0, 1], got {decay!r}")
+    teacher, student = unwrap_model(teacher), unwrap_model(student)
+    t_params, s_params = dict(teacher.named_parameters()), dict(student.named_parameters())
+    t_buffers, s_buffers = dict(teacher.named_buffers()), dict(student.named_buffers())
+    if t_params.keys() != s_params.keys() or t_buffers.keys() != s_buffers.keys():
+        raise ValueError("teacher and student have different parameter or buffer names")
+    names = list(t_params)
+    if names:
+        torch._foreach_lerp_([t_params[n] for n in names], [s_params[n] for n in names], 1.0 - decay)
+    for name, buffer in t_buffers.items():
+        buffer.copy_(s_buffers[name])
+
+
+def teacher_noise(x: Tensor, std: float = 0.1, clip: float = 0.2,
+                  generator: Optional[torch.Generator] = None) -> Tensor:
+    """x + xi with xi = clamp(N(0, std^2), -clip, clip), drawn per element (Eq. 3 input perturbation).
+
+    The noise is drawn in float32 on ``x``'s device (``generator`` must live there too) and added in
+    ``x``'s dtype; ``x`` itself is left unchanged.
+    """
+    if std < 0 or clip < 0:
+        raise ValueError(f"std and clip must be >= 0, got std={std!r}, clip={clip!r}")
+    noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=torch.float32)
+    noise.mul_(std).clamp_(-clip, clip)
+    return x + noise.to(x.dtype)

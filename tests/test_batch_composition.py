@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 from nnunetv2.utilities.label_handling.label_handling import LabelManager
 
-from nnunetv2_alc.batch_composition import HQLQDataLoader, local_composition, rank_slice
+from nnunetv2_alc.batch_composition import (HQLQDataLoader, foreground_plan, group_foreground_plan,
+                                             local_composition, rank_slice)
 
 
 def nnunet_ddp_batch_sizes(global_batch, world):
@@ -34,10 +35,17 @@ class Identifiers:
         self.identifiers = identifiers
 
 
-def make_loader(num_lq, batch_size=6, hq=("h1", "h2"), lq=("l1", "l2", "l3")):
+def make_loader(num_lq, batch_size=6, hq=("h1", "h2"), lq=("l1", "l2", "l3"), plan=None):
     labels = LabelManager({"background": 0, "target": 1}, regions_class_order=None)
+    plan = foreground_plan(batch_size - num_lq, num_lq, 0.33) if plan is None else plan
     return HQLQDataLoader(Identifiers(list(hq) + list(lq)), batch_size, (8, 8, 8), (8, 8, 8), labels,
-                          hq_keys=list(hq), lq_keys=list(lq), num_lq=num_lq, oversample_foreground_percent=0.33)
+                          hq_keys=list(hq), lq_keys=list(lq), num_lq=num_lq, plan=plan,
+                          oversample_foreground_percent=0.33)
+
+
+def nnunet_forced(batch_size, percent=0.33):
+    """nnU-Net's rule (nnUNetDataLoader._oversample_last_XX_percent), restated, for one group."""
+    return [not j < round(batch_size * (1 - percent)) for j in range(batch_size)]
 
 
 def test_batches_hold_lq_then_hq_cases():
@@ -52,15 +60,46 @@ def test_batches_hold_lq_then_hq_cases():
     assert seen == {"h1", "h2", "l1", "l2", "l3"}
 
 
-def test_oversampled_positions_include_the_hq_sample_of_a_batch_of_two():
-    loader = make_loader(num_lq=1, batch_size=2)
-    assert [loader.get_do_oversample(j) for j in range(2)] == [False, True]
+@pytest.mark.parametrize("num_lq, num_hq", [(10, 2), (20, 4), (1, 1), (3, 1), (2, 2), (5, 0), (0, 6), (19, 5)])
+def test_foreground_is_forced_within_each_group_at_nnunets_rate(num_lq, num_hq):
+    np.random.seed(0)
+    draws = 3000
+    loader = make_loader(num_lq, batch_size=num_lq + num_hq)
+    forced = np.array([[loader.get_do_oversample(j) for j in range(num_lq + num_hq)] for _ in range(draws)])
+    for size, columns in ((num_lq, forced[:, :num_lq]), (num_hq, forced[:, num_lq:])):
+        if size == 0:
+            continue
+        if size == 1:  # a lone sample: forced with probability 0.33
+            assert abs(columns.mean() - 0.33) < 0.03
+        else:  # every draw forces exactly nnU-Net's count, at nnU-Net's positions within the group
+            assert (columns == np.array(nnunet_forced(size))).all()
+            assert 0 < columns[0].sum() < size  # background-only patches in every group, also HQ
+    if num_lq == 10 and num_hq == 2:  # batch 12: 3 of 10 LQ and 1 of 2 HQ patches (nnU-Net over the batch: 2 + 2)
+        assert forced[0, :10].sum() == 3 and forced[0, 10:].sum() == 1
+
+
+@pytest.mark.parametrize("num_lq, num_hq, world", [(10, 2, 2), (6, 2, 4), (1, 1, 2), (19, 5, 3)])
+def test_ddp_ranks_tile_the_global_plan(num_lq, num_hq, world):
+    whole = foreground_plan(num_hq, num_lq, 0.33)
+    tiled = [p for rank in range(world) for p in foreground_plan(num_hq, num_lq, 0.33, world_size=world, rank=rank)]
+    assert tiled == whole
+    assert whole == group_foreground_plan(num_lq, 0.33) + group_foreground_plan(num_hq, 0.33)
+
+
+def test_probabilistic_oversampling_leaves_every_position_to_chance():
+    assert foreground_plan(2, 10, 0.33, probabilistic=True) == [None] * 12
+    assert group_foreground_plan(1, 0.33) == [None] and group_foreground_plan(0, 0.33) == []
+
+
+def test_plan_must_fit_the_batch():
+    with pytest.raises(ValueError, match="foreground plan has 3 positions"):
+        make_loader(num_lq=1, batch_size=2, plan=[True, False, True])
 
 
 def test_missing_group_is_refused():
-    with pytest.raises(ValueError, match="no HQ training cases"):
+    with pytest.raises(ValueError, match="no HQ cases"):
         make_loader(num_lq=1, batch_size=2, hq=())
-    with pytest.raises(ValueError, match="no LQ training cases"):
+    with pytest.raises(ValueError, match="no LQ cases"):
         make_loader(num_lq=1, batch_size=2, lq=())
     with pytest.raises(ValueError, match="must lie in"):
         make_loader(num_lq=3, batch_size=2)

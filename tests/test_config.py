@@ -7,8 +7,18 @@ from nnunetv2_alc.config import ALCConfig, ALCConfigError
 
 def test_defaults_follow_method_md():
     c = ALCConfig()
-    assert (c.num_passes, c.k, c.alpha, c.beta, c.lambda_max, c.rampup_fraction, c.ema_decay) == (8, 0.5, 3.0, 2.0, 0.1, 0.4, 0.99)
+    assert (c.num_passes, c.k, c.alpha, c.beta, c.lambda_max, c.rampup_fraction, c.ema_decay) == (8, 0.5, 3.0, 2.0, 0.1, 0.75, 0.99)
     assert (c.noise_std, c.noise_clip) == (0.1, 0.2)
+    assert (c.weight_ce, c.weight_dice) == (1.0, 1.0)  # nnU-Net's own CE + Dice scale
+    assert c.batch_split(24) == (4, 20) and c.batch_split(12) == (2, 10) and c.batch_split(2) == (1, 1)
+
+
+def test_method_differences_name_each_setting_and_ignore_run_settings():
+    saved = ALCConfig().as_dict()
+    now = ALCConfig(k=0.25, num_epochs=3, seed=7, teacher_chunk=4, final_validation=False)
+    assert now.method_differences(saved) == ["k: 0.5 -> 0.25"]
+    del saved["weight_ce"]
+    assert ALCConfig().method_differences(saved) == ["weight_ce: '<not saved>' -> 1.0"]
 
 
 def test_environment_overrides_file_which_overrides_variant_defaults(tmp_path):
@@ -27,6 +37,7 @@ def test_environment_overrides_file_which_overrides_variant_defaults(tmp_path):
     ({"ALC_DROPOUT_PLACEMENT": "middle"}, "dropout_placement='middle'"),
     ({"ALC_SELECTION_MODE": "best"}, "selection_mode='best'"),
     ({"ALC_EMA_DECAY": "1"}, "ema_decay=1.0"),
+    ({"ALC_WEIGHT_DICE": "-1"}, "weight_dice=-1.0"),
 ])
 def test_bad_values_are_named(env, fragment):
     with pytest.raises(ALCConfigError, match=fragment.replace("(", r"\(").replace(")", r"\)")):

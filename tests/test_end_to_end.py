@@ -82,14 +82,21 @@ def test_alc_training_writes_loss_terms_teacher_and_stratified_split(workspace):
     assert checkpoint["alc"]["iteration"] == 2 * ITERATIONS
     assert checkpoint["alc"]["teacher"]["step"] == 2 * ITERATIONS
     for key in ("L_hs", "L_ls", "L_n", "L_c", "lambda", "selected_fraction", "mean_uncertainty",
-                "label_dice_noisy", "label_dice_pseudo", "label_dice_refined"):
+                "label_dice_noisy", "label_dice_pseudo", "label_dice_refined", "weight_entropy",
+                "refined_changed_fraction", "uncertainty_std", "uncertainty_dice_rho"):
         assert len(checkpoint["logging"][key]) == 2, key
+    assert all(0 < v <= 1 for v in checkpoint["logging"]["weight_entropy"])
+    assert all(0 <= v <= 1 for v in checkpoint["logging"]["refined_changed_fraction"])
+    assert "checkpoint_best is chosen by the EMA pseudo Dice of the" in log and "HQ validation cases only" in log
+    assert log.count("Refinement: weight entropy") == 2 and "foreground forced within each group" in log
+    assert "dropout: decoder p=0.1 at" in log
     # the synthetic dataset keeps clean labels, so the label-correction curves (paper Fig. 3) are measured
     assert "Label-correction monitoring on" in log and log.count("Dice vs clean labels") == 2
     assert all(0 <= v <= 1 for v in checkpoint["logging"]["label_dice_noisy"])
     manifest = json.loads((root / "raw" / DATASET / "noise_manifest.json").read_text())["cases"]
     assert any(row["dice"] < 1 for row in manifest) and min(checkpoint["logging"]["label_dice_noisy"]) < 1
     teacher = torch.load(folder / "checkpoint_final_teacher.pth", map_location="cpu", weights_only=False)
+    assert teacher["alc"]["config"] == checkpoint["alc"]["config"]  # the report runs the training's dropout
     assert set(teacher["network_weights"]) == set(checkpoint["network_weights"])
     assert any(not torch.equal(teacher["network_weights"][k], checkpoint["network_weights"][k])
                for k in teacher["network_weights"])
@@ -111,13 +118,25 @@ def test_resume_continues_from_checkpoint(workspace):
     assert "Epoch 2" in training_log(folder)
 
 
+def test_resume_with_other_method_settings_is_refused(workspace):
+    root, env = workspace
+    result = subprocess.run(train_cmd(ALC, "3d_fullres", "--c"), env={**env, "ALC_K": "0.25", "ALC_NUM_EPOCHS": "9"},
+                            capture_output=True, encoding="utf-8", errors="replace", timeout=300)
+    assert result.returncode != 0
+    message = result.stderr + result.stdout
+    assert "other ALC method settings" in message and "k: 0.5 -> 0.25" in message
+    assert "num_epochs:" not in message  # the schedule may change
+
+
 @pytest.mark.parametrize("checkpoint", ["checkpoint_final.pth", "checkpoint_final_teacher.pth"])
 def test_predict_with_student_and_teacher(workspace, checkpoint):
     root, env = workspace
     out = root / f"pred_{checkpoint.split('.')[0]}"
     images = root / "raw" / DATASET / "imagesTs"
+    # prediction does not read ALC settings: a stale, even invalid, variable changes nothing
     run(["nnUNetv2_predict", "-i", str(images), "-o", str(out), "-d", str(DATASET_ID), "-c", "3d_fullres", "-f", "0",
-         "-tr", ALC, "-chk", checkpoint, "-device", "cpu", "-npp", "1", "-nps", "1", "--disable_tta"], env)
+         "-tr", ALC, "-chk", checkpoint, "-device", "cpu", "-npp", "1", "-nps", "1", "--disable_tta"],
+        {**env, "ALC_DROPOUT_PLACEMENT": "nowhere", "ALC_K": "7"})
     references = sorted((root / "raw" / DATASET / "labelsTs").glob("*.nii.gz"))
     assert references
     for reference in references:

@@ -13,19 +13,16 @@ import torch
 from torch import nn
 
 from nnunetv2_alc.label_correction import (
+    TeacherPasses,
     WindowedSelector,
     consistency_loss,
-    ema_decay,
-    ema_update_,
     mean_probabilities,
     pseudo_labels,
-    rampup_weight,
     refine_labels,
     refinement_weights,
     sample_uncertainty,
     select_most_certain,
-    teacher_noise,
-    unwrap_model,
+    weighted_labels,
 )
 
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA"))]
@@ -392,23 +389,14 @@ def test_windowed_selector_determinism_and_state_round_trip():
     assert resumed.state_dict() == a.state_dict()
 
 
-def test_windowed_selector_gather_keeps_ranks_identical():
-    # two ranks see different samples; gather concatenates them in rank order, like all_gather
+def test_windowed_selector_on_gathered_scores_keeps_ranks_identical():
+    # two ranks each rank all gathered scores (rank order, like all_gather) and keep their own slice
     stream = random_stream(6, 20, sizes=(1, 2))
     rank0, rank1, single = WindowedSelector(7), WindowedSelector(7), WindowedSelector(7)
-    for step, (u0, u1) in enumerate(zip(stream[::2], stream[1::2])):
-        t0, t1 = torch.from_numpy(u0), torch.from_numpy(u1)
-        everyone = torch.cat([t0, t1])
-        calls = []
-
-        def gather(local):
-            calls.append(local)
-            return everyone
-
-        m0, m1 = rank0.select(t0, 0.5, gather=gather), rank1.select(t1, 0.5, gather=gather)
-        assert len(calls) == 2 and calls[0] is t0 and calls[1] is t1
+    for u0, u1 in zip(stream[::2], stream[1::2]):
+        everyone = torch.cat([torch.from_numpy(u0), torch.from_numpy(u1)])
+        m0, m1 = rank0.select(everyone, 0.5)[:len(u0)], rank1.select(everyone, 0.5)[len(u0):]
         assert torch.equal(torch.cat([m0, m1]), single.select(everyone, 0.5))
-        assert m0.shape == t0.shape and m1.shape == t1.shape
         assert rank0.state_dict() == rank1.state_dict() == single.state_dict()
 
 
@@ -454,149 +442,24 @@ def test_consistency_loss_low_precision_edge_cases():
     assert loss.item() == 0.0 and loss.requires_grad
 
 
-# ---------------------------------------------------------------- ramp-up and EMA schedule
+def test_weighted_labels_with_given_weights_and_bad_shape():
+    probs = random_probs(4, 3, 2, 3, SPATIAL["2d"])
+    weights = refinement_weights(probs)
+    assert torch.equal(weighted_labels(probs, weights), refine_labels(probs))
+    uniform = torch.full_like(weights, 1 / 3)
+    assert torch.equal(weighted_labels(probs, uniform), pseudo_labels(probs))
+    with pytest.raises(ValueError, match="weights must have shape"):
+        weighted_labels(probs, weights[:, :1])
 
-@pytest.mark.parametrize("t,expected", [(0, 0.5 * math.exp(-5)), (50, 0.5 * math.exp(-1.25)),
-                                        (100, 0.5), (250, 0.5), (12.5, 0.5 * math.exp(-5 * 0.875 ** 2))])
-def test_rampup_weight(t, expected):
-    assert rampup_weight(t, 100, 0.5) == pytest.approx(expected, rel=1e-12)
 
-
-def test_rampup_weight_edges():
-    assert rampup_weight(0, 0, 0.1) == 0.1 and rampup_weight(7, 0, 0.1) == 0.1
-    values = [rampup_weight(t, 40, 1.0) for t in range(0, 45)]
-    assert all(a < b for a, b in zip(values[:40], values[1:41])) and values[40:] == [1.0] * 5
+def test_teacher_passes_bundle_equals_the_functions():
+    probs = random_probs(5, 4, 3, 2, SPATIAL["3d"])
+    passes = TeacherPasses(probs)
+    assert torch.equal(passes.mean, mean_probabilities(probs))
+    assert torch.equal(passes.weights, refinement_weights(probs))
+    assert torch.equal(passes.refined, refine_labels(probs))
+    assert torch.equal(passes.pseudo, pseudo_labels(probs))
+    assert torch.equal(passes.uncertainty, sample_uncertainty(probs))
+    assert passes.refined is passes.refined  # computed once
     with pytest.raises(ValueError):
-        rampup_weight(-1, 10, 0.1)
-    with pytest.raises(ValueError):
-        rampup_weight(1, -10, 0.1)
-
-
-def test_ema_decay():
-    assert ema_decay(0) == 0.0
-    assert ema_decay(1) == 0.5
-    assert ema_decay(9) == pytest.approx(0.9)
-    assert ema_decay(98) == pytest.approx(1 - 1 / 99)
-    assert ema_decay(99) == 0.99 and ema_decay(10 ** 6) == 0.99
-    assert ema_decay(1000, max_decay=0.999) == 0.999 and ema_decay(10, max_decay=0.999) == pytest.approx(1 - 1 / 11)
-    with pytest.raises(ValueError):
-        ema_decay(-1)
-    with pytest.raises(ValueError):
-        ema_decay(3, max_decay=1.5)
-
-
-# ---------------------------------------------------------------- EMA update
-
-def small_net(seed: int) -> nn.Module:
-    torch.manual_seed(seed)
-    net = nn.Sequential(nn.Conv3d(1, 4, 3), nn.BatchNorm3d(4), nn.Dropout3d(0.1), nn.Conv3d(4, 2, 1))
-    net.train()
-    net(torch.randn(2, 1, 5, 5, 5))  # moves the BatchNorm running statistics away from their defaults
-    return net
-
-
-def snapshot(net: nn.Module) -> dict:
-    return {k: v.detach().double().numpy().copy() for k, v in net.state_dict().items()}
-
-
-@pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("decay", [0.0, 0.3, 0.99, 1.0])
-def test_ema_update_matches_reference(device, decay):
-    teacher, student = small_net(0).to(device), small_net(1).to(device)
-    t0, s0 = snapshot(teacher.cpu()), snapshot(student.cpu())
-    teacher, student = teacher.to(device), student.to(device)
-    ema_update_(teacher, student, decay)
-    after = snapshot(teacher.cpu())
-    params = {name for name, _ in teacher.named_parameters()}
-    buffers = {name for name, _ in teacher.named_buffers()}
-    assert params and buffers
-    for name in params:
-        np.testing.assert_allclose(after[name], decay * t0[name] + (1 - decay) * s0[name], rtol=1e-6, atol=1e-7)
-    for name in buffers:
-        np.testing.assert_array_equal(after[name], s0[name])
-    np.testing.assert_array_equal(snapshot(student.cpu())["0.weight"], s0["0.weight"])  # student untouched
-
-
-def test_ema_first_step_copies_student_exactly():
-    teacher, student = small_net(0), small_net(1)
-    ema_update_(teacher, student, ema_decay(0))
-    for (name, t), s in zip(teacher.state_dict().items(), student.state_dict().values()):
-        assert torch.equal(t, s), name
-
-
-def test_ema_update_sequence_matches_reference():
-    teacher, student = small_net(0), small_net(1)
-    expected = snapshot(teacher)["0.weight"]
-    for step in range(5):
-        with torch.no_grad():
-            for p in student.parameters():
-                p.add_(0.1)
-        g = min(1 - 1 / (step + 1), 0.99)
-        expected = g * expected + (1 - g) * snapshot(student)["0.weight"]
-        ema_update_(teacher, student, ema_decay(step))
-    np.testing.assert_allclose(snapshot(teacher)["0.weight"], expected, rtol=1e-6)
-
-
-def test_unwrap_model_and_wrapped_ema():
-    net = small_net(2)
-    compiled = torch.compile(net)  # lazily compiled: nothing runs until the first forward
-    parallel = nn.DataParallel(compiled)
-    assert unwrap_model(net) is net
-    assert unwrap_model(compiled) is net and unwrap_model(parallel) is net
-    assert unwrap_model(torch.compile(nn.DataParallel(net))) is net
-    teacher = copy.deepcopy(net)
-    with torch.no_grad():
-        for p in net.parameters():
-            p.mul_(2.0)
-    ema_update_(torch.compile(teacher), parallel, 0.5)
-    for t, s in zip(teacher.parameters(), net.parameters()):
-        torch.testing.assert_close(t, 0.75 * s)
-
-
-def test_unwrap_ddp(tmp_path):
-    dist = torch.distributed
-    if not dist.is_available():
-        pytest.skip("torch.distributed unavailable")
-    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
-    try:
-        net = small_net(3)
-        wrapped = nn.parallel.DistributedDataParallel(torch.compile(net))
-        assert unwrap_model(wrapped) is net
-    finally:
-        dist.destroy_process_group()
-
-
-def test_ema_update_rejects_mismatch():
-    with pytest.raises(ValueError):
-        ema_update_(small_net(0), nn.Sequential(nn.Conv3d(1, 4, 3)), 0.5)
-    with pytest.raises(ValueError):
-        ema_update_(small_net(0), small_net(1), 1.5)
-
-
-# ---------------------------------------------------------------- Eq. 3 input noise
-
-@pytest.mark.parametrize("device", DEVICES)
-def test_teacher_noise(device):
-    x = torch.randn(4, 1, 32, 32, 32, device=device)
-    original = x.clone()
-    g1 = torch.Generator(device=device).manual_seed(7)
-    g2 = torch.Generator(device=device).manual_seed(7)
-    a, b = teacher_noise(x, generator=g1), teacher_noise(x, generator=g2)
-    assert torch.equal(a, b) and torch.equal(x, original) and a.dtype == x.dtype
-    noise = (a - x).double().cpu().numpy()
-    assert np.abs(noise).max() <= 0.2 + 1e-6
-    clipped = np.mean(np.abs(noise) >= 0.2 - 1e-6)
-    assert 0.035 < clipped < 0.056  # P(|N(0, 0.1^2)| >= 0.2) = 4.55 %
-    wide = (teacher_noise(x, std=0.1, clip=10.0) - x).double().cpu().numpy()
-    assert abs(wide.std() - 0.1) < 0.002 and abs(wide.mean()) < 0.002
-    assert torch.equal(teacher_noise(x, std=0.0), x)
-    assert not torch.equal(teacher_noise(x), teacher_noise(x))
-
-
-def test_teacher_noise_keeps_dtype_and_validates():
-    x = torch.zeros(2, 1, 8, 8, dtype=torch.bfloat16)
-    out = teacher_noise(x, generator=torch.Generator().manual_seed(0))
-    assert out.dtype == torch.bfloat16 and out.abs().max() <= 0.2
-    for std, clip in ((-0.1, 0.2), (0.1, -0.2)):
-        with pytest.raises(ValueError):
-            teacher_noise(x, std, clip)
+        TeacherPasses(probs[0, 0, 0])

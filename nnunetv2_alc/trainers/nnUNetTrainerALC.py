@@ -1,69 +1,76 @@
 """nnUNetTrainerALC: Adaptive Label Correction (Qian et al. 2025) as an nnU-Net v2 trainer.
 
-Per training step (METHOD.md):
-1. the batch holds ``B_n`` LQ then ``B_h`` HQ samples (:mod:`nnunetv2_alc.batch_composition`);
+Per training step (docs/method.md):
+1. the batch holds ``B_n`` LQ then ``B_h`` HQ samples, foreground forced within each group
+   (:mod:`nnunetv2_alc.batch_composition`);
 2. the EMA teacher runs ``m`` noisy dropout passes on the LQ samples (Eq. 3-4);
-3. the passes are fused into refined labels (Eq. 5-6) and LQ samples are ranked by uncertainty (Eq. 7);
+3. the passes are fused into corrected labels (Eq. 5-6, :meth:`corrected_labels`) and LQ samples are
+   ranked by uncertainty (Eq. 7);
 4. ``L_total = L_hs + lambda(t) * (alpha * L_ls + beta * L_n + L_c)`` (Eq. 11) trains the student;
 5. the teacher follows the student by EMA.
 
-Variants (H-Sup, HL-Sup, Mean Teacher and the two ablations) change the class attributes below.
-Settings come from :class:`nnunetv2_alc.config.ALCConfig` (environment variables ``ALC_*``).
+Variants (H-Sup, HL-Sup, Mean Teacher and the two ablations) override :meth:`corrected_labels` or set
+the class flags below. Settings come from :class:`nnunetv2_alc.config.ALCConfig` (``ALC_*`` variables).
 """
 
 from __future__ import annotations
 
 import os
-from typing import List
+from typing import List, Optional
 
 import numpy as np
 import torch
 from batchgenerators.dataloading.nondet_multi_threaded_augmenter import NonDetMultiThreadedAugmenter
 from batchgenerators.dataloading.single_threaded_augmenter import SingleThreadedAugmenter
 from batchgenerators.utilities.file_and_folder_operations import isfile, join, save_json
-from torch import autocast
+from torch import Tensor, autocast
 from torch import distributed as dist
 from torch._dynamo import OptimizedModule
 
-from nnunetv2.training.dataloading.data_loader import nnUNetDataLoader
 from nnunetv2.training.dataloading.nnunet_dataset import infer_dataset_class
 from nnunetv2.training.loss.deep_supervision import DeepSupervisionWrapper
 from nnunetv2.training.loss.dice import get_tp_fp_fn_tn
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from nnunetv2.utilities.collate_outputs import collate_outputs
 from nnunetv2.utilities.default_n_proc_DA import get_allowed_n_proc_DA
-from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
 from nnunetv2.paths import nnUNet_raw
 from nnunetv2.utilities.helpers import dummy_context
 
-from nnunetv2_alc.batch_composition import HQLQDataLoader, local_composition
+from nnunetv2_alc.batch_composition import HQLQDataLoader, foreground_plan, local_composition
 from nnunetv2_alc.clean_labels import (build_clean_seg_cache, clean_label_files, dice_from_counts,
                                        label_agreement_counts)
-from nnunetv2_alc.config import ALCConfig
+from nnunetv2_alc.config import ALCConfigError
 from nnunetv2_alc.dropout import add_dropout
-from nnunetv2_alc.label_correction import (WindowedSelector, consistency_loss, mean_probabilities, pseudo_labels,
-                                           rampup_weight, refine_labels, sample_uncertainty, select_most_certain,
-                                           unwrap_model)
+from nnunetv2_alc.label_correction import TeacherPasses, WindowedSelector, consistency_loss, select_most_certain
 from nnunetv2_alc.label_quality import (LQ, LabelQualityError, check_cases_tagged, read_label_quality,
                                         require_both_qualities, split_by_quality, stratified_folds)
-from nnunetv2_alc.objective import full_resolution, labels_as_targets, subset, subset_loss
-from nnunetv2_alc.progress import ALCLocalLogger, LABEL_DICE_KEYS, LOSS_KEYS
+from nnunetv2_alc.objective import (full_resolution, global_share, labels_as_targets, rampup_weight, subset,
+                                    subset_loss, zero_term)
+from nnunetv2_alc.progress import ALCLocalLogger, DIAGNOSTIC_KEYS, LABEL_DICE_KEYS, LOSS_KEYS
+from nnunetv2_alc.refinement_diagnostics import (changed_voxels, rank_correlation, spread,
+                                                 weight_entropy_sum)
 from nnunetv2_alc.run_settings import RunSettings
-from nnunetv2_alc.teacher import MeanTeacher
+from nnunetv2_alc.teacher import MeanTeacher, unwrap_model
 
 # per-step statistics returned by train_step, in this order
-STEP_STATS = LOSS_KEYS + ("num_lq", "num_selected", "uncertainty_sum")
+STEP_STATS = LOSS_KEYS + ("num_lq", "num_selected", "lq_voxels", "weight_entropy_sum", "refined_changed")
+# class flags of the variants; checked when a subclass is defined
+FLAGS = ("select_lq", "train_on_lq", "tags_as_hq")
 
 
 class nnUNetTrainerALC(RunSettings, nnUNetTrainer):
-    # what LQ samples learn from: "refined" (Eq. 6), "pseudo" (argmax Psi_avg: ALC w/o LR) or "none" (Mean Teacher)
-    lq_targets = "refined"
     # rank LQ samples by uncertainty (Eq. 7); False trains every LQ sample on the corrected label (ALC w/o LS)
     select_lq = True
     # False: LQ cases leave the training split (H-Sup)
     train_on_lq = True
     # True: every case is trained on its own label as if it were HQ (HL-Sup with our architecture and loss)
     tags_as_hq = False
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        bad = [f"{name}={getattr(cls, name)!r}" for name in FLAGS if not isinstance(getattr(cls, name), bool)]
+        if bad:
+            raise TypeError(f"{cls.__name__}: the class flags {', '.join(bad)} must be True or False")
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
@@ -79,54 +86,73 @@ class nnUNetTrainerALC(RunSettings, nnUNetTrainer):
         self.alc_iteration = 0
         self.global_num_hq = self.global_num_lq = 0  # -> initialize
         self.local_num_lq = self.lq_offset = 0
+        self.select_on_hq = False  # -> get_dataloaders: checkpoint_best from HQ validation cases only
         self.monitor_clean_labels = False  # -> get_dataloaders, when labelsTr_clean exists (paper Fig. 3)
         self.print_to_log_file(f"{type(self).__name__} settings (ALCConfig): {self.alc.as_dict()}",
                                also_print_to_console=True)
 
-    # ------------------------------------------------------------------ set-up
-    @classmethod
-    def build_network_architecture(cls, plans_manager, configuration_manager, num_input_channels: int,
-                                   num_output_channels: int, enable_deep_supervision: bool = True):
-        """nnU-Net's network from the plans plus parameter-free dropout (METHOD.md, "Teacher passes")."""
-        network = get_network_from_plans(configuration_manager.network_arch_class_name,
-                                         configuration_manager.network_arch_init_kwargs,
-                                         configuration_manager.network_arch_init_kwargs_req_import,
-                                         num_input_channels, num_output_channels, allow_init=True,
-                                         deep_supervision=enable_deep_supervision)
-        config = ALCConfig.from_sources(**cls.config_defaults)
-        add_dropout(network, config.dropout_p, config.dropout_placement)
-        return network
+    def corrected_labels(self, passes: TeacherPasses) -> Optional[Tensor]:
+        """What the selected LQ samples learn from: the refined labels Y_ref (Eq. 6).
 
+        Variants override this (ALC w/o LR: ``argmax Psi_avg``); ``None`` leaves the LQ labels unused
+        (Mean Teacher: only ``L_c`` reaches the LQ samples).
+        """
+        return passes.refined
+
+    # ------------------------------------------------------------------ set-up
     def initialize(self):
-        super().initialize()  # RunSettings seeds first
+        super().initialize()  # RunSettings seeds first; nnU-Net builds, compiles and wraps the network
+        dropout_points = add_dropout(unwrap_model(self.network), self.alc.dropout_p, self.alc.dropout_placement)
         global_batch = self.configuration_manager.batch_size
         if self.train_on_lq and not self.tags_as_hq:
             self.global_num_hq, self.global_num_lq = self.alc.batch_split(global_batch)
         else:
             self.global_num_hq, self.global_num_lq = global_batch, 0
-        world, rank = (dist.get_world_size(), dist.get_rank()) if self.is_ddp else (1, 0)
+        world, rank = self._world()
         self.local_num_lq, _ = local_composition(self.global_num_hq, self.global_num_lq, world, rank)
         self.lq_offset = sum(local_composition(self.global_num_hq, self.global_num_lq, world, r)[0] for r in range(rank))
+        self.teacher_chunk = self.alc.teacher_chunk or global_batch
+        self.image_channels = self.num_input_channels - (len(self.label_manager.foreground_labels)
+                                                         if self.is_cascaded else 0)
         if self.global_num_lq:
             self.teacher = MeanTeacher(self.network, self.alc.ema_decay)
             if self._do_i_compile():
                 self.teacher.compile()
         mode = "per-batch top-k" if self.alc.uses_batch_selection(self.global_num_lq) else "windowed rank"
+        teacher = (f"EMA, {self.alc.num_passes} passes in chunks of {self.teacher_chunk}" if self.teacher else "none")
         self.print_to_log_file(
-            f"Batch composition: {self.global_num_lq} LQ + {self.global_num_hq} HQ samples (global batch {global_batch}); "
-            f"LQ targets: {self.lq_targets}; selection: {mode if self.select_lq and self.global_num_lq else 'off'}; "
-            f"teacher: {'EMA, %d passes' % self.alc.num_passes if self.teacher else 'none'}", also_print_to_console=True)
+            f"Batch composition: {self.global_num_lq} LQ + {self.global_num_hq} HQ samples (global batch {global_batch}), "
+            f"foreground forced within each group; LQ targets: {self._lq_target_name()}; "
+            f"selection: {mode if self.select_lq and self.global_num_lq else 'off'}; teacher: {teacher}; "
+            f"dropout: {self.alc.dropout_placement} p={self.alc.dropout_p} at {dropout_points} points (training only)",
+            also_print_to_console=True)
+
+    def _lq_target_name(self) -> str:
+        return type(self).corrected_labels.__qualname__ if self.global_num_lq else "none (no LQ samples)"
+
+    def _set_batch_size_and_oversample(self):
+        self.global_oversample_percent = self.oversample_foreground_percent  # before DDP splits it per rank
+        super()._set_batch_size_and_oversample()
+
+    def _world(self) -> tuple[int, int]:
+        return (dist.get_world_size(), dist.get_rank()) if self.is_ddp else (1, 0)
 
     def _build_loss(self):
-        """nnU-Net's Dice+CE with deep supervision, as l_seg = (CE + Dice) / 2 (Eq. 2).
+        """nnU-Net's Dice+CE with deep supervision, ``l_seg = weight_ce * CE + weight_dice * Dice`` (Eq. 2).
 
-        The Dice part is computed on each rank's own samples (no DDP all-gather), because the loss is
-        applied to HQ/LQ subsets whose sizes differ between ranks.
+        Defaults 1 and 1 keep nnU-Net's own scale. The Dice part is computed on each rank's own samples
+        (no DDP all-gather), because the loss is applied to HQ/LQ subsets whose sizes differ between ranks.
         """
         loss = super()._build_loss()
         inner = loss.loss if isinstance(loss, DeepSupervisionWrapper) else loss
-        inner.weight_ce = inner.weight_dice = 0.5
-        getattr(inner.dc, "_orig_mod", inner.dc).ddp = False
+        dice = getattr(inner.dc, "_orig_mod", inner.dc)
+        for owner, name in ((inner, "weight_ce"), (inner, "weight_dice"), (dice, "ddp")):
+            if not hasattr(owner, name):
+                raise RuntimeError(f"nnU-Net's {type(owner).__name__} has no attribute {name!r}: this nnunetv2 version "
+                                   "changed its loss, which nnunetv2_alc configures. Install a supported nnunetv2 "
+                                   "(see pyproject.toml).")
+        inner.weight_ce, inner.weight_dice = self.alc.weight_ce, self.alc.weight_dice
+        dice.ddp = False
         return loss
 
     # ------------------------------------------------------------------ data
@@ -147,7 +173,7 @@ class nnUNetTrainerALC(RunSettings, nnUNetTrainer):
         return tr_keys, val_keys
 
     def get_dataloaders(self):
-        """nnU-Net's loaders; the training one composes every batch of LQ and HQ samples."""
+        """nnU-Net's loaders, composing every batch of LQ and HQ samples (validation batches too)."""
         dataset_tr, dataset_val = self.get_tr_and_val_datasets()
         tr_keys = list(dataset_tr.identifiers)
         what = f"The training cases of fold {self.fold}"
@@ -172,12 +198,10 @@ class nnUNetTrainerALC(RunSettings, nnUNetTrainer):
                                                      use_mask_for_norm=self.configuration_manager.use_mask_for_norm,
                                                      **label_kwargs)
         val_transforms = self.get_validation_transforms(ds_scales, **label_kwargs)
-        common = dict(oversample_foreground_percent=self.oversample_foreground_percent,
-                      probabilistic_oversampling=self.probabilistic_oversampling)
-        dl_tr = HQLQDataLoader(dataset_tr, self.batch_size, initial_patch_size, patch_size, self.label_manager,
-                               hq_keys, lq_keys, self.local_num_lq, transforms=tr_transforms, **common)
-        dl_val = nnUNetDataLoader(dataset_val, self.batch_size, patch_size, patch_size, self.label_manager,
-                                  transforms=val_transforms, **common)
+        dl_tr = self._composed_loader(dataset_tr, initial_patch_size, hq_keys, lq_keys, self.global_num_hq,
+                                      self.global_num_lq, tr_transforms)
+        dl_val = self._composed_loader(dataset_val, patch_size, *self._validation_composition(dataset_val.identifiers),
+                                       val_transforms)
         workers = get_allowed_n_proc_DA()
         if workers == 0:
             return SingleThreadedAugmenter(dl_tr, None), SingleThreadedAugmenter(dl_val, None)
@@ -186,6 +210,39 @@ class nnUNetTrainerALC(RunSettings, nnUNetTrainer):
         mt_val = NonDetMultiThreadedAugmenter(dl_val, None, max(1, workers // 2), max(3, workers // 4), None, pin, 0.002)
         next(mt_train), next(mt_val)  # start the workers
         return mt_train, mt_val
+
+    def _composed_loader(self, dataset, patch_size, hq_keys, lq_keys, num_hq: int, num_lq: int, transforms):
+        """This rank's loader for a global layout of ``num_lq`` LQ then ``num_hq`` HQ samples."""
+        world, rank = self._world()
+        local_lq, local_hq = local_composition(num_hq, num_lq, world, rank)
+        plan = foreground_plan(num_hq, num_lq, self.global_oversample_percent, self.probabilistic_oversampling,
+                               world, rank)
+        return HQLQDataLoader(dataset, local_lq + local_hq, patch_size, self.configuration_manager.patch_size,
+                              self.label_manager, hq_keys, lq_keys, local_lq, plan,
+                              oversample_foreground_percent=self.global_oversample_percent,
+                              probabilistic_oversampling=self.probabilistic_oversampling, transforms=transforms)
+
+    def _validation_composition(self, val_keys) -> tuple[list, list, int, int]:
+        """(HQ keys, LQ keys, B_h, B_n) of the validation batches; decides how ``checkpoint_best`` is chosen.
+
+        With HQ validation cases, nnU-Net's EMA pseudo Dice (which picks ``checkpoint_best``) is computed
+        on them only, never against noisy labels, and every validation batch holds HQ samples (as many as
+        a training batch of ALC; all of them when the fold has no LQ validation case). Without HQ
+        validation cases it falls back to all validation cases, and the log says so.
+        """
+        hq_keys, lq_keys = split_by_quality(list(val_keys), self.label_quality)
+        batch = self.configuration_manager.batch_size
+        self.select_on_hq = bool(hq_keys)
+        if not hq_keys:
+            self.print_to_log_file(f"Fold {self.fold} has no HQ validation case: checkpoint_best is chosen by the pseudo "
+                                   f"Dice of all {len(lq_keys)} validation cases, against their (noisy) LQ labels.",
+                                   also_print_to_console=True)
+            return [], lq_keys, 0, batch
+        self.print_to_log_file(f"checkpoint_best is chosen by the EMA pseudo Dice of the {len(hq_keys)} HQ validation "
+                               f"cases only ({len(lq_keys)} LQ validation cases are logged apart).",
+                               also_print_to_console=True)
+        num_hq, num_lq = self.alc.batch_split(batch) if lq_keys and batch > 1 else (batch, 0)
+        return hq_keys, lq_keys, num_hq, num_lq
 
     def _clean_label_folder(self, tr_keys) -> str | None:
         """Cache of preprocessed clean labels when the raw dataset has ``labelsTr_clean/``; else None.
@@ -239,14 +296,13 @@ class nnUNetTrainerALC(RunSettings, nnUNetTrainer):
 
         self.optimizer.zero_grad(set_to_none=True)
         with self._autocast():
-            probs = corrected = None
+            passes = None
             if self.teacher is not None and lq_index.numel():
-                probs = self.teacher.stochastic_probabilities(data[lq_index], self.alc.num_passes, self.alc.noise_std,
-                                                              self.alc.noise_clip, self.alc.teacher_chunk)
-                if self.lq_targets != "none":
-                    corrected = refine_labels(probs) if self.lq_targets == "refined" else pseudo_labels(probs)
+                passes = TeacherPasses(self.teacher.stochastic_probabilities(
+                    data[lq_index], self.alc.num_passes, self.alc.noise_std, self.alc.noise_clip, self.teacher_chunk,
+                    self.image_channels))
             output = self.network(data)
-            terms = self._loss_terms(output, target, hq_index, lq_index, probs, corrected)
+            terms = self._loss_terms(output, target, hq_index, lq_index, passes)
             total = terms["L_hs"] + weight * (self.alc.alpha * terms["L_ls"] + self.alc.beta * terms["L_n"] + terms["L_c"])
 
         if self.grad_scaler is not None:
@@ -262,89 +318,133 @@ class nnUNetTrainerALC(RunSettings, nnUNetTrainer):
         if self.teacher is not None:
             self.teacher.update(self.network)
         self.alc_iteration += 1
+        terms.update(self._diagnostics(passes))
         stats = torch.stack([torch.as_tensor(terms[k], dtype=torch.float32, device=self.device).detach()
                              for k in STEP_STATS]).cpu().numpy()
-        result = {"loss": total.detach().cpu().numpy(), "alc_stats": stats}
-        if clean is not None and probs is not None:
-            result["label_counts"] = self._label_counts(full_resolution(target)[lq_index, 0], clean[lq_index],
-                                                        probs, corrected)
+        result = {"loss": total.detach().cpu().numpy(), "alc_stats": stats,
+                  "lq_uncertainty": passes.uncertainty.tolist() if passes is not None else [],
+                  "lq_refined_dice": []}
+        if clean is not None and passes is not None:
+            noisy, clean = full_resolution(target)[lq_index, 0].long(), clean[lq_index].long()
+            result["label_counts"] = self._label_counts(noisy, clean, passes)
+            result["lq_refined_dice"] = self._sample_dice(passes.refined, clean)
         return result
 
-    def _label_counts(self, noisy, clean, probs, corrected) -> np.ndarray:
-        """(tp, fp, fn) against the clean label of the noisy, pseudo (argmax Psi_avg) and refined (Eq. 6) labels."""
-        pseudo = corrected if self.lq_targets == "pseudo" else pseudo_labels(probs)
-        refined = corrected if self.lq_targets == "refined" else refine_labels(probs)
-        classes = self.label_manager.num_segmentation_heads
-        return torch.stack([label_agreement_counts(labels.long(), clean.long(), classes)
-                            for labels in (noisy, pseudo, refined)]).cpu().numpy()
+    def _diagnostics(self, passes: Optional[TeacherPasses]) -> dict:
+        """Sums behind the per-epoch diagnostics of Eq. 5-6 (:mod:`nnunetv2_alc.refinement_diagnostics`)."""
+        if passes is None:
+            return {"lq_voxels": 0, "weight_entropy_sum": 0.0, "refined_changed": 0}
+        return {"lq_voxels": passes.pseudo.numel(), "weight_entropy_sum": weight_entropy_sum(passes.weights),
+                "refined_changed": changed_voxels(passes.refined, passes.pseudo)}
 
-    def _loss_terms(self, output, target, hq_index, lq_index, probs, corrected) -> dict:
-        """L_hs (Eq. 1), L_ls (Eq. 8), L_n (Eq. 9), L_c (Eq. 10) and the selection statistics."""
-        zero = full_resolution(output).sum() * 0.0
-        terms = {"L_hs": subset_loss(self.loss, output, hq_index, subset(target, hq_index)),
-                 "L_ls": zero, "L_n": zero, "L_c": zero, "num_lq": lq_index.numel(), "num_selected": 0,
-                 "uncertainty_sum": zero.detach()}
+    def _label_counts(self, noisy: Tensor, clean: Tensor, passes: TeacherPasses) -> np.ndarray:
+        """(tp, fp, fn) against the clean label of the noisy, pseudo (argmax Psi_avg) and refined (Eq. 6) labels."""
+        classes = self.label_manager.num_segmentation_heads
+        return torch.stack([label_agreement_counts(labels, clean, classes)
+                            for labels in (noisy, passes.pseudo, passes.refined)]).cpu().numpy()
+
+    def _sample_dice(self, labels: Tensor, clean: Tensor) -> list[float]:
+        """Per-sample Dice of ``labels`` to the clean labels (foreground classes, as :func:`dice_from_counts`)."""
+        classes = self.label_manager.num_segmentation_heads
+        return [dice_from_counts(label_agreement_counts(labels[i], clean[i], classes).cpu().numpy())
+                for i in range(labels.shape[0])]
+
+    def _loss_terms(self, output, target, hq_index, lq_index, passes: Optional[TeacherPasses]) -> dict:
+        """L_hs (Eq. 1), L_ls (Eq. 8), L_n (Eq. 9), L_c (Eq. 10) and the selection counts.
+
+        Each term is the mean over its samples in the whole global batch: under DDP every rank scales
+        its local mean by its share of the term's global samples (:func:`global_share`), and a term
+        without local samples is a zero that still reaches every deep-supervision output.
+        """
+        world, _ = self._world()
+        zero = zero_term(output)
+        hq_share = global_share(hq_index.numel(), self.global_num_hq, world)
+        terms = {"L_hs": hq_share * subset_loss(self.loss, output, hq_index, subset(target, hq_index)),
+                 "L_ls": zero, "L_n": zero, "L_c": zero, "num_lq": lq_index.numel(), "num_selected": 0}
         if self.teacher is None:
             return terms
-        uncertainty = sample_uncertainty(probs) if probs is not None else torch.zeros(0, device=self.device)
-        selected = self._select(uncertainty)  # collective under DDP: every rank calls it
-        if probs is None:
+        corrected = self.corrected_labels(passes) if passes is not None else None
+        uncertainty = passes.uncertainty if passes is not None else torch.zeros(0, device=self.device)
+        selected, num_selected = self._select(uncertainty)  # collective under DDP: every rank calls it
+        if passes is None:
             return terms
-        terms["uncertainty_sum"] = uncertainty.sum()
         terms["num_selected"] = int(selected.sum())
         student_probs = torch.softmax(full_resolution(output)[lq_index].float(), dim=1)
-        terms["L_c"] = consistency_loss(student_probs, mean_probabilities(probs))
+        lq_share = global_share(lq_index.numel(), self.global_num_lq, world)
+        terms["L_c"] = lq_share * consistency_loss(student_probs, passes.mean)
         if corrected is None:
             return terms
         chosen, rest = lq_index[selected], lq_index[~selected]
-        terms["L_ls"] = subset_loss(self.loss, output, chosen, labels_as_targets(corrected[selected], subset(target, chosen)))
-        terms["L_n"] = subset_loss(self.loss, output, rest, subset(target, rest))
+        terms["L_ls"] = global_share(chosen.numel(), num_selected, world) * subset_loss(
+            self.loss, output, chosen, labels_as_targets(corrected[selected], subset(target, chosen)))
+        terms["L_n"] = global_share(rest.numel(), self.global_num_lq - num_selected, world) * subset_loss(
+            self.loss, output, rest, subset(target, rest))
         return terms
 
-    def _select(self, uncertainty: torch.Tensor) -> torch.Tensor:
-        """Which local LQ samples train on corrected labels (Eq. 7, or METHOD.md's windowed rank)."""
-        if not self.select_lq:
-            return torch.ones_like(uncertainty, dtype=torch.bool)
-        if self.alc.uses_batch_selection(self.global_num_lq):
-            everyone = self._gather(uncertainty)
-            return select_most_certain(everyone, self.alc.k)[self.lq_offset:self.lq_offset + uncertainty.numel()]
-        return self.selector.select(uncertainty, self.alc.k, gather=self._gather if self.is_ddp else None)
+    def _select(self, uncertainty: Tensor) -> tuple[Tensor, int]:
+        """Which local LQ samples train on corrected labels (Eq. 7, or the windowed rank), and how many globally.
 
-    def _gather(self, values: torch.Tensor) -> torch.Tensor:
+        Both rules rank every rank's scores (gathered in rank order), so all ranks take the same decision.
+        """
+        if not self.select_lq:
+            return torch.ones_like(uncertainty, dtype=torch.bool), self.global_num_lq
+        everyone = self._gather(uncertainty)
+        if self.alc.uses_batch_selection(self.global_num_lq):
+            chosen = select_most_certain(everyone, self.alc.k)
+        else:
+            chosen = self.selector.select(everyone, self.alc.k)
+        return chosen[self.lq_offset:self.lq_offset + uncertainty.numel()], int(chosen.sum())
+
+    def _gather(self, values: Tensor) -> Tensor:
         """Concatenate a 1-D tensor over DDP ranks in rank order (identity without DDP)."""
+        return torch.cat([part.to(values.device) for part in self._all_ranks(values.detach().cpu())])
+
+    def _all_ranks(self, value) -> list:
+        """``value`` of every DDP rank, in rank order (``[value]`` without DDP)."""
         if not self.is_ddp:
-            return values
+            return [value]
         parts = [None] * dist.get_world_size()
-        dist.all_gather_object(parts, values.detach().cpu())
-        return torch.cat(parts).to(values.device)
+        dist.all_gather_object(parts, value)
+        return parts
 
     # ------------------------------------------------------------------ logging
     def on_train_epoch_end(self, train_outputs: List[dict]):
         super().on_train_epoch_end(train_outputs)
-        stats = np.stack([o["alc_stats"] for o in train_outputs])  # (iterations, len(STEP_STATS))
-        if self.is_ddp:
-            gathered = [None] * dist.get_world_size()
-            dist.all_gather_object(gathered, stats)
-            stats = np.concatenate(gathered)
+        stats = np.concatenate(self._all_ranks(np.stack([o["alc_stats"] for o in train_outputs])))
         means = dict(zip(STEP_STATS, stats.mean(0)))
         sums = dict(zip(STEP_STATS, stats.sum(0)))
         for key in LOSS_KEYS:
             self.logger.log(key, float(means[key]), self.current_epoch)
-        num_lq = sums["num_lq"]
+        num_lq, voxels = sums["num_lq"], sums["lq_voxels"]
         self.logger.log("lambda", self.consistency_weight(), self.current_epoch)
-        self.logger.log("selected_fraction", float(sums["num_selected"] / num_lq) if num_lq else float("nan"), self.current_epoch)
-        self.logger.log("mean_uncertainty", float(sums["uncertainty_sum"] / num_lq) if num_lq else float("nan"), self.current_epoch)
-        counts = [o["label_counts"] for o in train_outputs if "label_counts" in o]
-        if self.is_ddp:
-            gathered = [None] * dist.get_world_size()
-            dist.all_gather_object(gathered, counts)
-            counts = [c for part in gathered for c in part]
+        self.logger.log("selected_fraction", float(sums["num_selected"] / num_lq) if num_lq else float("nan"),
+                        self.current_epoch)
+        uncertainty = np.array([u for part in self._all_ranks([o["lq_uncertainty"] for o in train_outputs])
+                                for step in part for u in step])
+        refined_dice = np.array([d for part in self._all_ranks([o["lq_refined_dice"] for o in train_outputs])
+                                 for step in part for d in step])
+        self.logger.log("mean_uncertainty", float(uncertainty.mean()) if uncertainty.size else float("nan"),
+                        self.current_epoch)
+        diagnostics = {
+            "weight_entropy": sums["weight_entropy_sum"] / voxels if voxels else float("nan"),
+            "refined_changed_fraction": sums["refined_changed"] / voxels if voxels else float("nan"),
+            "uncertainty_std": spread(uncertainty),
+            "uncertainty_dice_rho": rank_correlation(uncertainty, refined_dice) if refined_dice.size else float("nan"),
+        }
+        for key in DIAGNOSTIC_KEYS:
+            self.logger.log(key, float(diagnostics[key]), self.current_epoch)
+        counts = [c for part in self._all_ranks([o["label_counts"] for o in train_outputs if "label_counts" in o])
+                  for c in part]
         totals = np.sum(counts, 0) if counts else None  # (3 sources, 3 counts, classes)
         for i, key in enumerate(LABEL_DICE_KEYS):
             self.logger.log(key, dice_from_counts(totals[i]) if totals is not None else float("nan"), self.current_epoch)
 
     def validation_step(self, batch: dict) -> dict:
-        """nnU-Net's online pseudo Dice, also split into HQ and LQ validation samples."""
+        """nnU-Net's online pseudo Dice, split into HQ and LQ validation samples.
+
+        ``tp_hard``/``fp_hard``/``fn_hard``, from which nnU-Net computes the EMA pseudo Dice that picks
+        ``checkpoint_best``, count the HQ samples only when the fold has HQ validation cases.
+        """
         data, target = self._to_device(batch)
         with self._autocast():
             output = self.network(data)
@@ -356,7 +456,7 @@ class nnUNetTrainerALC(RunSettings, nnUNetTrainer):
         counts = torch.stack([tp, fp, fn])[:, :, 1:].detach().cpu().numpy()  # drop background
         is_lq = np.array([self.label_quality[k] == LQ for k in batch["keys"]])
         result = {"loss": loss.detach().cpu().numpy()}
-        for suffix, rows in (("hard", slice(None)), ("hq", ~is_lq), ("lq", is_lq)):
+        for suffix, rows in (("hard", ~is_lq if self.select_on_hq else slice(None)), ("hq", ~is_lq), ("lq", is_lq)):
             for name, values in zip(("tp", "fp", "fn"), counts):
                 result[f"{name}_{suffix}"] = values[rows].sum(0)
         return result
@@ -380,7 +480,12 @@ class nnUNetTrainerALC(RunSettings, nnUNetTrainer):
             "ALC: " + ", ".join(f"{k} {value(k)}" for k in LOSS_KEYS)
             + f", lambda {value('lambda')}, LQ selected {value('selected_fraction')}, "
               f"mean LQ uncertainty {value('mean_uncertainty')}")
-        self.print_to_log_file(f"Pseudo dice HQ val {value('pseudo_dice_hq')}, LQ val {value('pseudo_dice_lq')}")
+        self.print_to_log_file(f"Pseudo dice HQ val {value('pseudo_dice_hq')}, LQ val {value('pseudo_dice_lq')} "
+                               f"(checkpoint_best follows {'HQ' if self.select_on_hq else 'all'} validation cases)")
+        self.print_to_log_file(
+            f"Refinement: weight entropy / log m {value('weight_entropy')}, refined != pseudo on "
+            f"{value('refined_changed_fraction')} of LQ voxels; U spread (std) {value('uncertainty_std')}, "
+            f"rank correlation of U with refined-label Dice {value('uncertainty_dice_rho')}")
         if self.monitor_clean_labels:
             self.print_to_log_file("Dice vs clean labels of trained LQ patches: " + ", ".join(
                 f"{key.replace('label_dice_', '')} {value(key)}" for key in LABEL_DICE_KEYS))
@@ -391,7 +496,8 @@ class nnUNetTrainerALC(RunSettings, nnUNetTrainer):
         """nnU-Net's checkpoint plus the teacher and the selection state.
 
         ``checkpoint_final.pth`` gets a sibling ``checkpoint_final_teacher.pth``: the same checkpoint
-        with the teacher's weights as ``network_weights``, for ``nnUNetv2_predict -chk``.
+        with the teacher's weights as ``network_weights``, for ``nnUNetv2_predict -chk``; it keeps the ALC
+        settings (``alc.config``) so the label-quality report can run the training's dropout and noise.
         """
         if self.local_rank != 0:
             return
@@ -419,13 +525,26 @@ class nnUNetTrainerALC(RunSettings, nnUNetTrainer):
         if self.teacher is not None and os.path.basename(filename) == "checkpoint_final.pth":
             teacher_checkpoint = {k: v for k, v in checkpoint.items() if k != "alc"}
             teacher_checkpoint["network_weights"] = self.teacher.network.state_dict()
+            teacher_checkpoint["alc"] = {"config": checkpoint["alc"]["config"]}
             torch.save(teacher_checkpoint, join(os.path.dirname(filename), "checkpoint_final_teacher.pth"))
 
     def load_checkpoint(self, filename_or_checkpoint) -> None:
-        super().load_checkpoint(filename_or_checkpoint)
+        """nnU-Net's loading plus the ALC state; refused when the checkpoint's method settings differ from this run's.
+
+        The schedule, seed, final validation and teacher chunk (``RUN_SETTINGS``) may differ.
+        """
         checkpoint = filename_or_checkpoint if isinstance(filename_or_checkpoint, dict) else \
             torch.load(filename_or_checkpoint, map_location=self.device, weights_only=False)
         state = checkpoint.get("alc")
+        differences = self.alc.method_differences(state["config"]) if state is not None else []
+        if differences:
+            source = "the given checkpoint" if isinstance(filename_or_checkpoint, dict) else filename_or_checkpoint
+            raise ALCConfigError(
+                f"Cannot continue from {source}: it was trained with other ALC method settings (checkpoint -> now): "
+                + "; ".join(differences) + ". Set the ALC_* variables (or ALC_CONFIG) as for that training (its "
+                "debug.json lists them), or train anew without --c. The schedule, seed, final_validation and "
+                "teacher_chunk may change.")
+        super().load_checkpoint(filename_or_checkpoint)  # nnU-Net 2.8 reads a file name only
         if state is None:
             self.print_to_log_file("Checkpoint has no ALC state (not written by an ALC trainer): the teacher starts "
                                    "from the loaded student weights.")

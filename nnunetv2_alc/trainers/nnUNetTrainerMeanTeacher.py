@@ -4,10 +4,13 @@ Classic Mean Teacher compares the student with one noisy teacher pass, so ``num_
 here (``ALC_NUM_PASSES`` still overrides it). Batch composition, architecture and loss are ALC's.
 """
 
+from nnunetv2_alc.label_correction import TeacherPasses
 from nnunetv2_alc.trainers.nnUNetTrainerALC import nnUNetTrainerALC
 
 
 class nnUNetTrainerMeanTeacher(nnUNetTrainerALC):
-    lq_targets = "none"
     select_lq = False
     config_defaults = {"num_passes": 1}
+
+    def corrected_labels(self, passes: TeacherPasses) -> None:
+        return None

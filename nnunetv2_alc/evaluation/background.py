@@ -1,0 +1,62 @@
+"""Foreground where there is none: organ-free slices that a method marks, and its predicted volume.
+
+A network that never saw a background-only patch from a trusted label predicts foreground on slices
+without any organ. Dice hides this on small structures; these counts show it. Slices are taken along
+the first axis of the arrays nnU-Net's readers return (z for SimpleITK volumes), which is the axis
+nnU-Net's 2d configuration slices along when its plans do not transpose the data.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Mapping
+
+import numpy as np
+
+from nnunetv2_alc.evaluation.cases import detect_case_format, list_cases, match_cases, read_segmentation
+
+
+def organ_free_slices(reference: np.ndarray, prediction: np.ndarray) -> tuple[int, int]:
+    """(slices without reference foreground, of which the prediction marks some voxel) along axis 0."""
+    if reference.shape != prediction.shape:
+        raise ValueError(f"shapes differ: reference {reference.shape}, prediction {prediction.shape}")
+    free = ~(reference > 0).reshape(reference.shape[0], -1).any(axis=1)
+    marked = (prediction > 0).reshape(prediction.shape[0], -1).any(axis=1)
+    return int(free.sum()), int((free & marked).sum())
+
+
+def background_false_positives(reference_folder: str, prediction_folders: Mapping[str, str]) -> dict[str, dict]:
+    """Per method: organ-free slices of the reference cases, how many it marks, and predicted / true volume.
+
+    ``rate`` is marked / organ-free slices over all cases (NaN without organ-free slices);
+    ``volume_ratio`` the mean over cases of predicted / reference foreground voxels (cases with a
+    reference foreground only).
+    """
+    case_format = detect_case_format(reference_folder)
+    cases = list_cases(reference_folder, case_format.file_ending)
+    references = {case: read_segmentation(os.path.join(reference_folder, case + case_format.file_ending),
+                                          case_format.reader)[0] for case in cases}
+    results = {}
+    for method, folder in prediction_folders.items():
+        match_cases(cases, folder, case_format.file_ending)
+        free = marked = 0
+        ratios = []
+        for case, reference in references.items():
+            prediction = read_segmentation(os.path.join(folder, case + case_format.file_ending), case_format.reader)[0]
+            case_free, case_marked = organ_free_slices(reference, prediction)
+            free, marked = free + case_free, marked + case_marked
+            if (reference > 0).any():
+                ratios.append(float((prediction > 0).sum() / (reference > 0).sum()))
+        results[method] = {"organ_free_slices": free, "marked": marked,
+                           "rate": marked / free if free else float("nan"),
+                           "volume_ratio": float(np.mean(ratios)) if ratios else float("nan")}
+    return results
+
+
+def format_background_table(results: Mapping[str, dict]) -> str:
+    """Markdown table of :func:`background_false_positives`."""
+    lines = ["| Method | organ-free slices with foreground | predicted / true volume |", "|---|---:|---:|"]
+    for method, r in results.items():
+        lines.append(f"| {method} | {100 * r['rate']:.1f} % ({r['marked']} of {r['organ_free_slices']}) | "
+                     f"{r['volume_ratio']:.2f} |")
+    return "\n".join(lines)

@@ -1,0 +1,380 @@
+"""Real multi-process DDP training steps on the CPU, against one process on the same global batch.
+
+Two ranks (gloo, loopback) run the real ALC trainers through ``initialize()`` and three calls of their own
+``train_step``; one more process runs each trainer without DDP on the concatenated global batches. The
+work happens in ``tests/ddp_worker.py`` (its docstring says what is replaced: only the device and the
+process-group set-up). The global batch is 3 LQ + 1 HQ samples (H-Sup: 4 HQ), laid out LQ first, so rank
+0 holds two LQ samples and no HQ sample, rank 1 one LQ and one HQ sample: every loss term is empty on
+one of the ranks.
+
+The claims (one test each, per trainer):
+
+1. the DDP run raises nothing (e.g. DDP's "Expected to have finished reduction in the prior iteration"
+   when a rank leaves parameters out of its graph);
+2. the batch layout is the one above (a harness check: otherwise the other tests prove less);
+3. the student, the teacher and the uncertainty-selection window are identical on both ranks;
+4. DDP computes what one process computes: the mean over ranks of the per-rank ``train_step`` losses
+   equals the one-process loss, and the students (and teachers) end up with the same weights.
+
+For 4 the teacher must be deterministic: no input noise, no dropout, and one pass (identical passes
+would only add rounding noise to the uncertainty, which would then decide the selection). The
+uncertainty is then exactly 0 for every sample and the selection is decided by the documented tie rules:
+per-batch top-k (``ALC_SELECTION_MODE=batch``, ALC) selects the first ceil(k * B_n) = 2 of the 3 LQ
+samples, so rank 0 trains L_ls only and rank 1 L_n and L_hs; the windowed rank (ALC w/o LR) selects
+every sample and fills the window, whose contents are compared.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from nnunetv2_alc.tiny_plans import shrink_network
+
+pytestmark = pytest.mark.slow
+
+DATASET_ID = 935  # used by no other test
+DATASET = f"Dataset{DATASET_ID}_SyntheticTiny3D"
+CONFIGURATION = "3d_fullres"
+WORKER = Path(__file__).with_name("ddp_worker.py")
+WORLD_SIZE = 2
+STEPS = 3
+GLOBAL_BATCH = 4
+# ALC_HQ_SHARE 0.25 of 4 -> B_h = 1, B_n = 3; nnU-Net's split gives rank 0 positions 0-1, rank 1 positions 2-3
+LAYOUT = (3, 1)  # (global LQ, global HQ) for the trainers that train on LQ samples
+
+COMMON_ALC_ENV = {
+    "ALC_SEED": "0",  # same initial weights in every process (rank 0's are broadcast by DDP anyway)
+    "ALC_HQ_SHARE": "0.25",
+    "ALC_NOISE_STD": "0",  # deterministic teacher, see the module docstring
+    "ALC_DROPOUT_PLACEMENT": "none",
+    "ALC_NUM_PASSES": "1",
+    "ALC_K": "0.5",
+    "ALC_RAMPUP_FRACTION": "0",  # lambda = lambda_max from the first step on, so the LQ terms count
+    "ALC_LAMBDA_MAX": "1",
+}
+# trainer class -> its own settings on top of COMMON_ALC_ENV
+TRAINERS = {
+    "nnUNetTrainerALC": {"ALC_SELECTION_MODE": "batch"},
+    "nnUNetTrainerMeanTeacher": {},
+    "nnUNetTrainerHSup": {},
+    "nnUNetTrainerALC_noLS": {},
+    "nnUNetTrainerALC_noLR": {"ALC_SELECTION_MODE": "window"},
+}
+
+# Tolerances of the DDP-vs-one-process comparison. Both sides run the same float32 arithmetic on different
+# batch sizes and sum in a different order (and nnU-Net's DDP loss gives the lowest deep-supervision output
+# weight 1e-6 instead of 0), which moves a loss by ~1e-6 relative: the first step is compared that
+# tightly. From then on the teacher is an EMA of students that differ at rounding level, so a few of its
+# argmax labels near a tie can flip; measured: loss <= 1e-4 relative, weights <= 5e-5 absolute and 0.2% of
+# the update's norm. A 10% error in one loss weight (ALC_ALPHA 3 -> 2.7) moves them by 1-3%, 3e-3, 5-10%.
+FIRST_STEP_LOSS_RTOL = 2e-5
+LOSS_RTOL = 1e-3
+WEIGHT_ATOL = 5e-4
+UPDATE_RTOL = 1e-2
+
+GROUP_TIMEOUT_S = 300  # a DDP group (or the reference) still running after this is killed
+COLLECTIVE_TIMEOUT_S = 60  # inside the workers: a collective waiting longer for a peer raises
+
+
+def _run(cmd: list[str], env: dict, timeout: int = 600) -> None:
+    result = subprocess.run(cmd, env=env, capture_output=True, encoding="utf-8", errors="replace", timeout=timeout)
+    assert result.returncode == 0, f"{' '.join(cmd)} failed ({result.returncode}):\n{result.stdout[-3000:]}\n" \
+                                   f"{result.stderr[-3000:]}"
+
+
+def _clean_env(root: Path) -> dict:
+    """This process's environment without any ALC_* / nnUNet* setting, plus the test's paths and CPU limits."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ALC_", "nnUNet"))}
+    env.update(nnUNet_raw=str(root / "raw"), nnUNet_preprocessed=str(root / "preprocessed"),
+               nnUNet_results=str(root / "results"), nnUNet_def_n_proc="1", nnUNet_compile="false",
+               OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    return env
+
+
+@pytest.fixture(scope="module")
+def preprocessed(tmp_path_factory) -> tuple[Path, dict]:
+    """The tiny synthetic 3D dataset, planned and preprocessed by nnU-Net, tiny network, global batch 4."""
+    root = tmp_path_factory.mktemp("ddp")
+    for sub in ("raw", "preprocessed", "results"):
+        (root / sub).mkdir()
+    env = _clean_env(root)
+    _run(["nnUNetv2_alc_synthetic", "-d", str(DATASET_ID), "--kind", "tiny3d", "--seed", "3"], env)
+    _run(["nnUNetv2_plan_and_preprocess", "-d", str(DATASET_ID), "-c", CONFIGURATION, "-np", "1"], env)
+    plans_file = root / "preprocessed" / DATASET / "nnUNetPlans.json"
+    shrink_network(plans_file, CONFIGURATION, batch_size=GLOBAL_BATCH)
+    # nnU-Net's Dice with batch_dice=True pools the whole batch into one Dice; a loss over a subset of the
+    # batch is then no mean of per-sample losses, and no weighting of per-rank losses can reproduce the
+    # one-process loss. The planner picks batch_dice=False for this dataset; pin it so the test does not
+    # depend on that choice.
+    plans = json.loads(plans_file.read_text())
+    plans["configurations"][CONFIGURATION]["batch_dice"] = False
+    plans_file.write_text(json.dumps(plans, indent=4))
+    return root, env
+
+
+# ---------------------------------------------------------------------------------------------- launching
+@dataclasses.dataclass
+class TrainerRun:
+    """What the workers left for one trainer class: per-rank results, the reference, or the errors."""
+
+    ranks: list | None = None  # one result dict per rank (see ddp_worker.train)
+    reference: dict | None = None
+    error: str | None = None  # the DDP run's failure, with the workers' tracebacks
+    reference_error: str | None = None
+
+    def require_ddp(self) -> list:
+        if self.ranks is None:
+            pytest.fail(f"the DDP run failed (see test_ddp_train_steps_run_without_error):\n{_tail(self.error)}")
+        return self.ranks
+
+    def require_reference(self) -> dict:
+        if self.reference is None:
+            pytest.fail(f"the one-process reference run failed:\n{_tail(self.reference_error)}")
+        return self.reference
+
+
+def _tail(text: str | None, chars: int = 6000) -> str:
+    text = text or "(no message)"
+    return text if len(text) <= chars else "...\n" + text[-chars:]
+
+
+def _free_port() -> int:
+    """A TCP port that is free on the loopback interface right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _worker_env(env: dict, results: Path) -> dict:
+    worker_env = {**env, **COMMON_ALC_ENV, "nnUNet_results": str(results), "nnUNet_n_proc_DA": "0"}
+    if sys.platform.startswith("linux"):
+        worker_env["GLOO_SOCKET_IFNAME"] = "lo"  # gloo's connections stay on loopback
+    return worker_env
+
+
+def _start(args: list[str], env: dict, log: Path) -> subprocess.Popen:
+    with open(log, "w") as f:
+        return subprocess.Popen([sys.executable, str(WORKER), *args], env=env, stdout=f, stderr=subprocess.STDOUT)
+
+
+def _wait(procs: list[subprocess.Popen], timeout: float) -> str | None:
+    """Wait until all exit. Once one fails (or time is up), kill the rest: a peer may wait in a collective.
+
+    Returns None when all exited with 0, else a description of what happened.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        codes = [p.poll() for p in procs]
+        if all(c == 0 for c in codes):
+            return None
+        failed = [i for i, c in enumerate(codes) if c not in (None, 0)]
+        if failed or time.monotonic() > deadline:
+            for p in procs:
+                if p.poll() is None:
+                    p.kill()
+                p.wait()
+            if failed:
+                return f"rank(s) {failed} exited with {[codes[i] for i in failed]}; the others were killed"
+            return f"timed out after {timeout:.0f} s; killed every rank"
+        time.sleep(0.2)
+
+
+def _case_specs(names: list[str]) -> list[dict]:
+    return [{"name": name, "trainer": name, "env": TRAINERS[name]} for name in names]
+
+
+def _failure_text(name: str, out: Path, logs: list[Path], what: str) -> str:
+    errors = [p.read_text() for p in sorted(out.glob(f"{name}.rank*.err"))]
+    if not errors:  # killed or stuck before it could report: show the workers' output
+        errors = [f"--- {log.name} (last lines)\n{log.read_text()[-3000:]}" for log in logs]
+    return f"{name}: {what}\n" + "\n".join(errors)
+
+
+def _run_ddp_groups(names: list[str], args: list[str], env: dict, out: Path) -> dict[str, str]:
+    """Run the trainers in order on WORLD_SIZE ranks; after a failure, a fresh group takes the rest.
+
+    Returns the error text of every trainer whose DDP run failed. A group whose process-group set-up
+    failed is started again (twice at most) before its runs count as failed.
+    """
+    errors: dict[str, str] = {}
+    pending = list(names)
+    attempt = setup_retries = 0
+    while pending:
+        cases = out / f"cases_{attempt}.json"
+        cases.write_text(json.dumps(_case_specs(pending)))
+        init = f"tcp://127.0.0.1:{_free_port()}"
+        logs = [out / f"ddp_{attempt}.rank{r}.log" for r in range(WORLD_SIZE)]
+        procs = [_start([*args, "--cases", str(cases), "--out", str(out), "--rank", str(r),
+                         "--world-size", str(WORLD_SIZE), "--init-method", init], env, logs[r])
+                 for r in range(WORLD_SIZE)]
+        what = _wait(procs, GROUP_TIMEOUT_S)
+        setup_errors = sorted(out.glob("setup.rank*.err"))
+        if setup_errors and setup_retries < 2:  # e.g. the free port was taken meanwhile: same runs, new port
+            for file in setup_errors:
+                file.unlink()
+            setup_retries += 1
+            attempt += 1
+            continue
+        unfinished = [n for n in pending if not all((out / f"{n}.rank{r}.pt").is_file() for r in range(WORLD_SIZE))]
+        if not unfinished:
+            break
+        first = unfinished[0]
+        errors[first] = _failure_text(first, out, logs, what or "the workers exited 0 without results")
+        pending = pending[pending.index(first) + 1:]
+        attempt += 1
+    return errors
+
+
+@pytest.fixture(scope="module")
+def runs(preprocessed, tmp_path_factory) -> dict[str, TrainerRun]:
+    """Every trainer on 2 DDP ranks and, concurrently, in one process (the reference); results per trainer."""
+    root, env = preprocessed
+    work = tmp_path_factory.mktemp("ddp_runs")
+    ddp_out, ref_out = work / "ddp", work / "reference"
+    ddp_out.mkdir()
+    ref_out.mkdir()
+    names = list(TRAINERS)
+    args = ["--dataset", DATASET, "--steps", str(STEPS), "--timeout", str(COLLECTIVE_TIMEOUT_S)]
+    ref_cases = ref_out / "cases.json"
+    ref_cases.write_text(json.dumps(_case_specs(names)))
+    ref_log = ref_out / "reference.log"
+    reference = _start([*args, "--cases", str(ref_cases), "--out", str(ref_out)],
+                       _worker_env(env, work / "results_reference"), ref_log)
+    try:
+        ddp_errors = _run_ddp_groups(names, args, _worker_env(env, work / "results_ddp"), ddp_out)
+    finally:
+        ref_what = _wait([reference], GROUP_TIMEOUT_S)
+    result = {}
+    for name in names:
+        run = TrainerRun(error=ddp_errors.get(name))
+        if run.error is None:
+            run.ranks = [torch.load(ddp_out / f"{name}.rank{r}.pt", weights_only=False) for r in range(WORLD_SIZE)]
+        ref_file = ref_out / f"{name}.rank0.pt"
+        if ref_file.is_file():
+            run.reference = torch.load(ref_file, weights_only=False)
+        else:
+            run.reference_error = _failure_text(name, ref_out, [ref_log], ref_what or "no result")
+        result[name] = run
+    return result
+
+
+# ---------------------------------------------------------------------------------------------- comparing
+def _max_abs_difference(a: dict, b: dict) -> tuple[float, str]:
+    assert a.keys() == b.keys(), f"different state dict keys: {sorted(set(a) ^ set(b))}"
+    worst, where = 0.0, ""
+    for key in a:
+        difference = float((a[key].double() - b[key].double()).abs().max()) if a[key].numel() else 0.0
+        if difference > worst or math.isnan(difference):
+            worst, where = difference, key
+    return worst, where
+
+
+def _differing_tensors(a: dict, b: dict) -> list[str]:
+    assert a.keys() == b.keys(), f"different state dict keys: {sorted(set(a) ^ set(b))}"
+    return [key for key in a if not torch.equal(a[key], b[key])]
+
+
+def _norm(tensors) -> float:
+    return math.sqrt(sum(float(t.double().square().sum()) for t in tensors))
+
+
+def _assert_weights_match(name: str, ddp: dict, reference: dict, initial: dict) -> None:
+    """DDP's final weights equal the one-process ones: elementwise, and relative to the update's size."""
+    worst, where = _max_abs_difference(ddp, reference)
+    keys = [k for k in reference if reference[k].is_floating_point()]
+    update = _norm(reference[k] - initial[k] for k in keys)
+    mismatch = _norm(ddp[k] - reference[k] for k in keys)
+    assert update > 0, f"{name}: the one-process run did not change the weights"
+    assert worst <= WEIGHT_ATOL and mismatch <= UPDATE_RTOL * update, (
+        f"{name} after {STEPS} steps: DDP vs one process differ by up to {worst:.3g} (at {where}; tolerance "
+        f"{WEIGHT_ATOL}); |w_ddp - w_one| = {mismatch:.3g} is {mismatch / update:.3g} of the update "
+        f"|w_one - w_init| = {update:.3g} (tolerance {UPDATE_RTOL})")
+
+
+def _layout(name: str) -> tuple[int, int]:
+    return (0, GLOBAL_BATCH) if name == "nnUNetTrainerHSup" else LAYOUT
+
+
+# ---------------------------------------------------------------------------------------------- tests
+@pytest.mark.parametrize("name", list(TRAINERS))
+def test_ddp_train_steps_run_without_error(runs, name):
+    """Claim 1: initialize() and every train_step of the DDP run complete on both ranks."""
+    run = runs[name]
+    assert run.error is None, _tail(run.error)
+    assert all(len(rank["loss"]) == STEPS for rank in run.ranks)
+    assert all(math.isfinite(loss) for rank in run.ranks for loss in rank["loss"]), [r["loss"] for r in run.ranks]
+
+
+@pytest.mark.parametrize("name", list(TRAINERS))
+def test_global_batch_is_split_as_planned(runs, preprocessed, name):
+    """Claim 2 (harness check): B_n LQ then B_h HQ cases, rank 0 holds no HQ sample, slices = the reference batch."""
+    run = runs[name]
+    ranks, reference = run.require_ddp(), run.require_reference()
+    root, _ = preprocessed
+    tags = json.loads((root / "preprocessed" / DATASET / "dataset.json").read_text())["label_quality"]
+    num_lq, num_hq = _layout(name)
+    for result in (*ranks, reference):
+        assert (result["global_num_lq"], result["global_num_hq"]) == (num_lq, num_hq)
+    assert [rank["local_batch_size"] for rank in ranks] == [GLOBAL_BATCH // WORLD_SIZE] * WORLD_SIZE
+    for step in range(STEPS):
+        global_keys = [key for rank in ranks for key in rank["keys"][step]]
+        assert global_keys == reference["keys"][step], f"step {step}: the ranks' slices differ from the reference"
+        assert [tags[key] for key in global_keys] == ["LQ"] * num_lq + ["HQ"] * num_hq, global_keys
+        if num_lq:
+            assert "HQ" not in {tags[key] for key in ranks[0]["keys"][step]}, "rank 0 should hold no HQ sample"
+
+
+@pytest.mark.parametrize("name", list(TRAINERS))
+def test_ranks_hold_identical_student_teacher_and_selector(runs, name):
+    """Claim 3: after the steps both ranks hold bit-identical student and teacher weights and selection window."""
+    ranks = runs[name].require_ddp()
+    first, *others = ranks
+    for other in others:
+        rank = other["rank"]
+        assert not _differing_tensors(first["student"], other["student"]), \
+            f"student differs between rank 0 and rank {rank}: {_differing_tensors(first['student'], other['student'])}"
+        assert (first["teacher"] is None) == (other["teacher"] is None)
+        if first["teacher"] is not None:
+            assert not _differing_tensors(first["teacher"], other["teacher"]), \
+                f"teacher differs between rank 0 and {rank}: {_differing_tensors(first['teacher'], other['teacher'])}"
+        assert first["selector"] == other["selector"], f"selection window differs between rank 0 and rank {rank}"
+    if name != "nnUNetTrainerHSup":
+        assert first["teacher"] is not None, f"{name} should have a teacher"
+
+
+@pytest.mark.parametrize("name", list(TRAINERS))
+def test_ddp_matches_one_process(runs, name):
+    """Claim 4: mean over ranks of the step losses = one-process loss; same final student, teacher, window."""
+    run = runs[name]
+    ranks, reference = run.require_ddp(), run.require_reference()
+    assert not _differing_tensors(ranks[0]["initial_student"], reference["initial_student"]), \
+        "DDP and the one-process run start from different weights (ALC_SEED)"
+    ddp_loss = [sum(rank["loss"][step] for rank in ranks) / len(ranks) for step in range(STEPS)]
+    for step, (ddp, one) in enumerate(zip(ddp_loss, reference["loss"])):
+        rtol = FIRST_STEP_LOSS_RTOL if step == 0 else LOSS_RTOL
+        assert math.isclose(ddp, one, rel_tol=rtol, abs_tol=1e-7), (
+            f"{name} step {step}: mean over ranks of the DDP losses {ddp:.7g} (per rank "
+            f"{[rank['loss'][step] for rank in ranks]}) != one-process loss {one:.7g} (rtol {rtol}); "
+            f"all steps: DDP {ddp_loss}, one process {reference['loss']}")
+    _assert_weights_match(f"{name} student", ranks[0]["student"], reference["student"], reference["initial_student"])
+    assert (ranks[0]["teacher"] is None) == (reference["teacher"] is None)
+    if reference["teacher"] is not None:
+        _assert_weights_match(f"{name} teacher", ranks[0]["teacher"], reference["teacher"],
+                              reference["initial_student"])
+    window, one_window = ranks[0]["selector"], reference["selector"]
+    assert window.keys() == one_window.keys()
+    assert len(window.get("scores", [])) == len(one_window.get("scores", [])), \
+        f"selection windows of different length: DDP {window}, one process {one_window}"
+    assert all(math.isclose(a, b, rel_tol=1e-4, abs_tol=1e-9)
+               for a, b in zip(window.get("scores", []), one_window.get("scores", []))), (window, one_window)
