@@ -11,7 +11,7 @@ at 10% and 20% HQ, one dataset id each), or on the synthetic benchmark datasets:
     nnUNetv2_alc_synthetic -d 961 --kind benchmark --hq-fraction 0.1 --seed 0
     nnUNetv2_alc_synthetic -d 962 --kind benchmark --hq-fraction 0.2 --seed 0
     python benchmarks/bench_accuracy.py --dataset 10%=961 --dataset 20%=962 -c 3d_fullres        # GPU
-    ALC_HQ_SHARE=0.1667 python benchmarks/bench_accuracy.py --dataset 10%=961 --dataset 20%=962 \\
+    python benchmarks/bench_accuracy.py --dataset 10%=961 --dataset 20%=962 \\
         -c 2d --device cpu --tiny-network --batch-size 12 --epochs 40 --iterations 25 --disable-tta  # CPU
 
 (environment: nnUNet_raw / nnUNet_preprocessed / nnUNet_results; ``ALC_*`` variables reach every
@@ -33,6 +33,7 @@ from harness import Bench, add_budget_arguments, budget_from_args, parse_setting
 from nnunetv2_alc.demo.jobs import format_seconds
 from nnunetv2_alc.demo.pipeline import METHOD_NAMES, method_name
 from nnunetv2_alc.evaluation import evaluate_folders, format_comparison_table
+from nnunetv2_alc.evaluation.background import background_false_positives, format_background_table
 
 TRAINERS = tuple(METHOD_NAMES)  # H-Sup, HL-Sup (ours, stock), Mean Teacher, ALC w/o LS, ALC w/o LR, ALC
 ALC = method_name("nnUNetTrainerALC")
@@ -90,12 +91,16 @@ def main() -> None:
         evaluation = evaluate_folders(str(bench.raw / name / "labelsTs"),
                                       {method_name(t): str(out / "predictions" / name / t) for t in args.trainers},
                                       num_processes=2, output_folder=str(out / "evaluation" / name), show_progress=False)
+        background = background_false_positives(str(bench.raw / name / "labelsTs"),
+                                                {method_name(t): str(out / "predictions" / name / t)
+                                                 for t in args.trainers})
         entry = {"dataset": name, "dataset_seed": dataset_json.get("synthetic", {}).get("seed"), "hq_cases": num_hq,
                  "training_cases": len(tags), "runs": runs, "evaluation": evaluation,
-                 "table": format_comparison_table(evaluation)}
+                 "table": format_comparison_table(evaluation), "background": background}
         report["settings"][setting] = entry
         markdown += [f"## {setting} HQ ({num_hq} of {len(tags)} training cases, {name})", "", entry["table"], "",
-                     *paired_dice(evaluation)]
+                     *paired_dice(evaluation), "Foreground on organ-free test slices:", "",
+                     format_background_table(background), ""]
         report["seconds"] = time.monotonic() - start
         write_report(out, "accuracy", report, markdown)
     print("\n" + "\n".join(markdown))

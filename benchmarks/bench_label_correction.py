@@ -23,31 +23,27 @@ import matplotlib
 
 matplotlib.use("agg")
 import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from harness import parse_settings, write_report  # noqa: E402
+from harness import logged_curves, parse_settings, tail_means, write_report  # noqa: E402
 from nnunetv2.utilities.dataset_name_id_conversion import maybe_convert_to_dataset_name  # noqa: E402
 
-from nnunetv2_alc.progress import LABEL_DICE_KEYS  # noqa: E402
+from nnunetv2_alc.progress import DIAGNOSTIC_KEYS, LABEL_DICE_KEYS  # noqa: E402
 
 SOURCES = tuple(key.replace("label_dice_", "") for key in LABEL_DICE_KEYS)  # noisy, pseudo, refined
 
 
 def read_curves(checkpoint_file: Path) -> dict[str, list[float]]:
-    """Per-epoch Dice of the noisy, pseudo and refined labels from an ALC trainer's checkpoint."""
-    if not checkpoint_file.is_file():
-        raise SystemExit(f"{checkpoint_file} does not exist: train the model first (bench_accuracy.py).")
-    logging = torch.load(checkpoint_file, map_location="cpu", weights_only=False)["logging"]
-    curves = {source: [float(v) for v in logging.get(key, [])] for source, key in zip(SOURCES, LABEL_DICE_KEYS)}
+    """Per-epoch Dice of the noisy, pseudo and refined labels and the refinement diagnostics of an ALC model."""
+    logged = logged_curves(checkpoint_file, LABEL_DICE_KEYS + DIAGNOSTIC_KEYS)
+    curves = {source: logged[key] for source, key in zip(SOURCES, LABEL_DICE_KEYS)}
     if not curves["noisy"] or all(math.isnan(v) for v in curves["noisy"]):
         raise SystemExit(f"{checkpoint_file} holds no label-correction curves: the raw dataset had no labelsTr_clean/ "
                          "when it was trained, or the trainer runs no teacher.")
-    return curves
+    return curves | {key: logged[key] for key in DIAGNOSTIC_KEYS}
 
 
 def summarise(curves: dict[str, list[float]], tail: int) -> dict[str, float]:
-    """Mean Dice of each label over the last ``tail`` epochs, and refined minus noisy."""
-    means = {source: float(np.nanmean(values[-tail:])) for source, values in curves.items()}
+    """Mean of each curve over the last ``tail`` epochs, and refined minus noisy / pseudo."""
+    means = tail_means(curves, tail)
     return means | {"refined_minus_noisy": means["refined"] - means["noisy"],
                     "refined_minus_pseudo": means["refined"] - means["pseudo"]}
 
@@ -55,9 +51,13 @@ def summarise(curves: dict[str, list[float]], tail: int) -> dict[str, float]:
 def format_summary(entries: dict[str, dict], tail: int) -> list[str]:
     lines = [f"Mean over the last {tail} epochs (Dice against the clean labels, LQ patches trained on):", "",
              "| setting | noisy | pseudo | refined | refined - noisy |", "|---|---:|---:|---:|---:|"]
-    return lines + [f"| {s} | {e['summary']['noisy']:.4f} | {e['summary']['pseudo']:.4f} | "
-                    f"{e['summary']['refined']:.4f} | {e['summary']['refined_minus_noisy']:+.4f} |"
-                    for s, e in entries.items()]
+    lines += [f"| {s} | {e['summary']['noisy']:.4f} | {e['summary']['pseudo']:.4f} | "
+              f"{e['summary']['refined']:.4f} | {e['summary']['refined_minus_noisy']:+.4f} |"
+              for s, e in entries.items()]
+    lines += ["", "Refinement diagnostics (docs/method.md, \"Diagnostics\"), same epochs:", "",
+              "| setting | " + " | ".join(DIAGNOSTIC_KEYS) + " |", "|---|" + "---:|" * len(DIAGNOSTIC_KEYS)]
+    return lines + [f"| {s} | " + " | ".join(f"{e['summary'].get(k, float('nan')):.4f}" for k in DIAGNOSTIC_KEYS)
+                    + " |" for s, e in entries.items()]
 
 
 def format_curves(entries: dict[str, dict], every: int) -> list[str]:

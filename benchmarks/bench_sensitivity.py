@@ -6,7 +6,7 @@ results folder of its own (``--out/models/<variant>``), predicts the test cases 
 clean test labels; the default point is trained once and shared by every sweep::
 
     python benchmarks/bench_sensitivity.py -d 961 -c 3d_fullres                                   # GPU
-    ALC_HQ_SHARE=0.1667 python benchmarks/bench_sensitivity.py -d 961 -c 2d --device cpu \\
+    python benchmarks/bench_sensitivity.py -d 961 -c 2d --device cpu \\
         --tiny-network --batch-size 24 --disable-tta --vary num_passes=2,4,8 --vary k=0.25,0.5,0.75,1
 
 Writes ``sensitivity.json`` and ``sensitivity.md`` into ``--out`` after every variant and prints the

@@ -16,6 +16,7 @@ import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from nnunetv2.utilities.dataset_name_id_conversion import maybe_convert_to_dataset_name
 
@@ -120,12 +121,14 @@ class Bench:
             set_batch_size(plans, b.configuration, b.batch_size)
 
     def train_and_predict(self, dataset_id: str, name: str, trainer: str, predictions: Path, tag: str = "",
-                          settings: dict[str, str] | None = None, results: Path | None = None) -> dict:
-        """Train ``trainer`` (fold ``all``) and predict the test images into ``predictions``.
+                          settings: dict[str, str] | None = None, results: Path | None = None,
+                          images: Path | None = None) -> dict:
+        """Train ``trainer`` (fold ``all``) and predict ``images`` (default: the test images) into ``predictions``.
 
         ``settings`` are extra ALC settings (names as in ALCConfig), ``results`` a separate nnUNet_results
         folder (several models of one trainer). Returns the seconds each step took.
         """
+        images = self.raw / name / "imagesTs" if images is None else images
         b = self.budget
         env = dict(self.env, **{f"ALC_{k.upper()}": str(v) for k, v in (settings or {}).items()})
         if results is not None:
@@ -139,10 +142,10 @@ class Bench:
             seconds["train"] = run_job(Job(label, ["nnUNetv2_train", dataset_id, b.configuration, "all", "-tr", trainer,
                                                    "-device", b.device], logs / f"{stem}_train.log", env, b.epochs))
         dataset_json = json.loads((self.raw / name / "dataset.json").read_text())
-        num_test = len(list((self.raw / name / "imagesTs").glob("*" + dataset_json["file_ending"])))
+        num_test = len({p.name.rsplit("_", 1)[0] for p in images.glob("*" + dataset_json["file_ending"])})
         done = predictions.is_dir() and len(list(predictions.glob("*" + dataset_json["file_ending"]))) == num_test
         if not (self.reuse and done):
-            command = ["nnUNetv2_predict", "-i", str(self.raw / name / "imagesTs"), "-o", str(predictions),
+            command = ["nnUNetv2_predict", "-i", str(images), "-o", str(predictions),
                        "-d", dataset_id, "-c", b.configuration, "-f", "all", "-tr", trainer, "-device", b.device,
                        "-npp", "1", "-nps", "1"] + ([] if b.tta else ["--disable_tta"])
             seconds["predict"] = run_job(Job(label, command, logs / f"{stem}_predict.log", env))
@@ -154,3 +157,20 @@ def write_report(out: Path, stem: str, report: dict, markdown: list[str]) -> Non
     out.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out / f"{stem}.json", json.dumps(report, indent=2, default=str))
     write_text_atomic(out / f"{stem}.md", "\n".join(markdown) + "\n")
+
+
+def logged_curves(checkpoint_file: Path, keys) -> dict[str, list[float]]:
+    """Per-epoch values of ``keys`` in a trained model's checkpoint log (empty lists for keys it lacks)."""
+    if not checkpoint_file.is_file():
+        raise SystemExit(f"{checkpoint_file} does not exist: train the model first.")
+    logging = torch.load(checkpoint_file, map_location="cpu", weights_only=False)["logging"]
+    return {key: [float(v) for v in logging.get(key, [])] for key in keys}
+
+
+def tail_means(curves: dict[str, list[float]], tail: int) -> dict[str, float]:
+    """Mean of each curve over its last ``tail`` epochs, NaN epochs left out (NaN if all are)."""
+    means = {}
+    for key, values in curves.items():
+        last = np.array(values[-tail:], dtype=float)
+        means[key] = float(np.nanmean(last)) if np.isfinite(last).any() else float("nan")
+    return means

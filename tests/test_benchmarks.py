@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from nnunetv2_alc.progress import DIAGNOSTIC_KEYS
+
 pytestmark = pytest.mark.slow
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
@@ -59,6 +61,9 @@ def test_accuracy_report_tables_every_trainer_on_the_test_cases(workspace):
     markdown = (root / "accuracy" / "accuracy.md").read_text()
     assert "| H-Sup |" in markdown and "| ALC (ours) |" in markdown and "10% HQ" in markdown
     assert "Paired over the 2 test cases" in markdown and "| HL-Sup (stock nnU-Net) |" in markdown
+    assert "Foreground on organ-free test slices" in markdown and "| ALC (ours) |" in markdown
+    background = entry["background"]["ALC (ours)"]
+    assert background["organ_free_slices"] > 0 and 0 <= background["rate"] <= 1 and background["volume_ratio"] >= 0
     model = Path(entry["runs"]["nnUNetTrainerALC"]["model"])
     log = "".join(p.read_text() for p in model.glob("training_log_*.txt"))
     assert "Seeded Python, NumPy and torch with 0" in log and "Final validation skipped" in log
@@ -91,7 +96,9 @@ def test_label_correction_reads_the_alc_model(workspace):
     result = bench("bench_label_correction.py", ["--dataset", f"10%={DATASET_ID}", "-c", "2d", "--out", str(out)], env)
     assert "| 10% |" in result.stdout
     curves = json.loads((out / "label_correction.json").read_text())["settings"]["10%"]["curves"]
-    assert set(curves) == {"noisy", "pseudo", "refined"} and all(len(v) == 1 for v in curves.values())
+    assert set(curves) == {"noisy", "pseudo", "refined", *DIAGNOSTIC_KEYS} and all(len(v) == 1 for v in curves.values())
+    assert 0 < curves["weight_entropy"][0] <= 1
+    assert "Refinement diagnostics" in (out / "label_correction.md").read_text()
     assert 0 <= curves["noisy"][0] < 1  # tiny2d's LQ labels are corrupted
     assert (out / "label_correction.png").stat().st_size > 0
     missing = bench("bench_label_correction.py", ["--dataset", f"10%={DATASET_ID}", "-c", "2d", "--trainer",
@@ -110,6 +117,34 @@ def test_sensitivity_trains_the_default_once_and_each_changed_value(workspace):
     assert "EMA, 2 passes" in log
     markdown = (out / "sensitivity.md").read_text()
     assert "| num_passes = 2 |" in markdown and "| num_passes = 8 |" in markdown
+
+
+def test_dropout_placements_are_compared_on_a_validation_dataset(workspace):
+    root, env = workspace
+    validation = DATASET_ID + 1
+    subprocess.run(["nnUNetv2_alc_synthetic", "-d", str(validation), "--kind", "tiny2d", "--seed", "2"], env=env,
+                   check=True, capture_output=True)
+    out = root / "dropout"
+    args = ["-d", str(DATASET_ID), "--validation", str(validation), "--trainers", "nnUNetTrainerALC",
+            "--placements", "decoder", "lineage", "--p", "0.1", "0.5", *BUDGET, "--out", str(out)]
+    bench("bench_dropout.py", args, env)
+    report = json.loads((out / "dropout.json").read_text())
+    assert list(report["models"]) == ["ALC (ours) [decoder_p0.1]", "ALC (ours) [lineage_p0.5]"]
+    lineage = report["models"]["ALC (ours) [lineage_p0.5]"]
+    assert lineage["settings"] == {"dropout_placement": "lineage", "dropout_p": 0.5}
+    assert len(lineage["evaluation"]["cases"]) == 2 and set(lineage["diagnostics"]) >= set(DIAGNOSTIC_KEYS)
+    log = "".join(p.read_text() for p in (out / "models" / "lineage_p0.5").rglob("training_log_*.txt"))
+    assert "dropout: lineage p=0.5 at 2 points" in log
+    predicted = sorted(p.name for p in (out / "predictions" / f"Dataset{validation}_SyntheticTiny2D"
+                                        / "lineage_p0.5" / "nnUNetTrainerALC").glob("*.nii.gz"))
+    assert predicted == sorted(p.name for p in (root / "raw" / f"Dataset{validation}_SyntheticTiny2D" / "labelsTs")
+                               .glob("*.nii.gz"))
+    bench("bench_dropout.py", args + ["--reuse"], env)  # resumes: nothing left to train or predict
+    resumed = json.loads((out / "dropout.json").read_text())["models"]
+    assert all(model["run"]["seconds"] == {} for model in resumed.values())
+    bad = bench("bench_dropout.py", ["-d", str(DATASET_ID), "--validation", str(validation), "--p", "0.1", *BUDGET,
+                                     "--out", str(out)], env, check=False)
+    assert bad.returncode != 0 and "--p takes one rate per placement" in bad.stderr
 
 
 @pytest.mark.parametrize("script, args, message", [
