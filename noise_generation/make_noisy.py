@@ -1,4 +1,4 @@
-"""``nnUNetv2_alc_make_noisy``: corrupt the LQ labels of a raw dataset, reproducibly (METHOD.md, "Data").
+"""``nnUNetv2_alc_make_noisy``: corrupt the LQ labels of a raw dataset, reproducibly (docs/method.md, "Data").
 
 For every training case:
 
