@@ -50,7 +50,7 @@ class ALCConfig:
     weight_dice: float = 1.0
     selection_mode: str = "auto"   # batch top-k, windowed rank, or auto (batch if >= 4 LQ per batch)
     selection_window: int = 64     # recent LQ scores the windowed rank compares against (ours)
-    teacher_chunk: int = 0         # max samples per teacher forward; 0 = the planned batch size
+    teacher_chunk: int = 0         # max samples per teacher forward; 0 = this GPU's batch size
     # training schedule of our trainers; 0 keeps nnU-Net's own value (1000 epochs x 250 + 50 iterations)
     num_epochs: int = 0
     iterations_per_epoch: int = 0

@@ -132,7 +132,7 @@ def select_most_certain(uncertainty: Tensor, k: float) -> Tensor:
 class WindowedSelector:
     """Selection by rank in a window of recent LQ uncertainty scores (docs/method.md, Selection; ours).
 
-    For each call with ``b`` scores (after ``gather``, if given), the ranking set ``R`` is those ``b``
+    For each call with ``b`` scores, the ranking set ``R`` is those ``b``
     scores plus the ``max(0, window - b)`` most recent earlier ones, ``N = |R|``. Sample ``i`` is selected
     iff ``#{r in R : r < U_i} < ceil(k * N)`` (at least 1), i.e. ``U_i`` is among the ``ceil(k*N)``
     lowest of ``R`` with ties resolved in its favour: equal scores share one fate, whatever their order.

@@ -7,6 +7,7 @@ usual panels (losses and pseudo Dice, epoch time, learning rate).
 
 from __future__ import annotations
 
+import math
 import os
 
 import matplotlib
@@ -31,6 +32,20 @@ class ALCLocalLogger(LocalLogger):
         super().__init__(verbose)
         for key in ALC_KEYS:
             self.my_fantastic_logging[key] = []
+
+    def log(self, key, value, epoch: int):
+        """nnU-Net's logging, except that a NaN EMA pseudo Dice does not stick.
+
+        nnU-Net updates ``ema_fg_dice = 0.9 * previous + 0.1 * mean_fg_dice``; one epoch whose pseudo Dice
+        is undefined (no foreground predicted or present in its validation patches) would make the EMA NaN
+        for good and freeze ``checkpoint_best``. Such an epoch keeps the previous EMA instead, and an EMA
+        that was NaN restarts from the current pseudo Dice.
+        """
+        if key == "ema_fg_dice" and not math.isfinite(value):
+            previous = self.my_fantastic_logging["ema_fg_dice"][epoch - 1] if epoch > 0 else float("nan")
+            current = self.my_fantastic_logging["mean_fg_dice"][epoch]
+            value = previous if not math.isfinite(current) else current
+        super().log(key, value, epoch)
 
     def load_checkpoint(self, checkpoint: dict):
         """Accept checkpoints without ALC keys (e.g. from a stock trainer) by padding them with NaN."""

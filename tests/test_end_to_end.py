@@ -7,6 +7,7 @@ network (features 4..32). The variants and the 2d configuration train concurrent
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -88,6 +89,9 @@ def test_alc_training_writes_loss_terms_teacher_and_stratified_split(workspace):
     assert all(0 < v <= 1 for v in checkpoint["logging"]["weight_entropy"])
     assert all(0 <= v <= 1 for v in checkpoint["logging"]["refined_changed_fraction"])
     assert "checkpoint_best is chosen by the EMA pseudo Dice of the" in log and "HQ validation cases only" in log
+    logged = checkpoint["logging"]  # nnU-Net's pseudo Dice (which picks checkpoint_best) counts HQ cases only
+    assert all(a == b or (math.isnan(a) and math.isnan(b))
+               for a, b in zip(logged["mean_fg_dice"], logged["pseudo_dice_hq"], strict=True))
     assert log.count("Refinement: weight entropy") == 2 and "foreground forced within each group" in log
     assert "dropout: decoder p=0.1 at" in log
     # the synthetic dataset keeps clean labels, so the label-correction curves (paper Fig. 3) are measured
@@ -126,6 +130,9 @@ def test_resume_with_other_method_settings_is_refused(workspace):
     message = result.stderr + result.stdout
     assert "other ALC method settings" in message and "k: 0.5 -> 0.25" in message
     assert "num_epochs:" not in message  # the schedule may change
+    # validation alone uses none of the method settings
+    run(train_cmd(ALC, "3d_fullres", "--val"), {**env, "ALC_K": "0.25"})
+    assert (fold_dir(root, ALC) / "validation" / "summary.json").is_file()
 
 
 @pytest.mark.parametrize("checkpoint", ["checkpoint_final.pth", "checkpoint_final_teacher.pth"])

@@ -87,6 +87,7 @@ class nnUNetTrainerALC(RunSettings, nnUNetTrainer):
         self.global_num_hq = self.global_num_lq = 0  # -> initialize
         self.local_num_lq = self.lq_offset = 0
         self.select_on_hq = False  # -> get_dataloaders: checkpoint_best from HQ validation cases only
+        self.resume_conflicts: list[str] = []  # -> load_checkpoint; refused when training continues
         self.monitor_clean_labels = False  # -> get_dataloaders, when labelsTr_clean exists (paper Fig. 3)
         self.print_to_log_file(f"{type(self).__name__} settings (ALCConfig): {self.alc.as_dict()}",
                                also_print_to_console=True)
@@ -111,7 +112,7 @@ class nnUNetTrainerALC(RunSettings, nnUNetTrainer):
         world, rank = self._world()
         self.local_num_lq, _ = local_composition(self.global_num_hq, self.global_num_lq, world, rank)
         self.lq_offset = sum(local_composition(self.global_num_hq, self.global_num_lq, world, r)[0] for r in range(rank))
-        self.teacher_chunk = self.alc.teacher_chunk or global_batch
+        self.teacher_chunk = self.alc.teacher_chunk or self.batch_size  # this rank's batch
         self.image_channels = self.num_input_channels - (len(self.label_manager.foreground_labels)
                                                          if self.is_cascaded else 0)
         if self.global_num_lq:
@@ -154,6 +155,15 @@ class nnUNetTrainerALC(RunSettings, nnUNetTrainer):
         inner.weight_ce, inner.weight_dice = self.alc.weight_ce, self.alc.weight_dice
         dice.ddp = False
         return loss
+
+    def on_train_start(self):
+        if self.resume_conflicts:
+            raise ALCConfigError(
+                "Cannot continue training: the checkpoint was trained with other ALC method settings (checkpoint -> "
+                "now): " + "; ".join(self.resume_conflicts) + ". Set the ALC_* variables (or ALC_CONFIG) as for that "
+                "training (its debug.json lists them), or train anew without --c. The schedule, seed, "
+                "final_validation and teacher_chunk may change.")
+        super().on_train_start()
 
     # ------------------------------------------------------------------ data
     def do_split(self):
@@ -489,6 +499,8 @@ class nnUNetTrainerALC(RunSettings, nnUNetTrainer):
         if self.monitor_clean_labels:
             self.print_to_log_file("Dice vs clean labels of trained LQ patches: " + ", ".join(
                 f"{key.replace('label_dice_', '')} {value(key)}" for key in LABEL_DICE_KEYS))
+        if self._best_ema is not None and not np.isfinite(self._best_ema):
+            self._best_ema = None  # an undefined first pseudo Dice must not block every later checkpoint_best
         super().on_epoch_end()
 
     # ------------------------------------------------------------------ checkpoints
@@ -529,21 +541,16 @@ class nnUNetTrainerALC(RunSettings, nnUNetTrainer):
             torch.save(teacher_checkpoint, join(os.path.dirname(filename), "checkpoint_final_teacher.pth"))
 
     def load_checkpoint(self, filename_or_checkpoint) -> None:
-        """nnU-Net's loading plus the ALC state; refused when the checkpoint's method settings differ from this run's.
+        """nnU-Net's loading plus the ALC state.
 
-        The schedule, seed, final validation and teacher chunk (``RUN_SETTINGS``) may differ.
+        Method settings that differ from the checkpoint's are remembered and refuse training in
+        :meth:`on_train_start` (``--c``); validation alone (``--val``) does not use them. The schedule, seed,
+        final validation and teacher chunk (``RUN_SETTINGS``) may differ.
         """
         checkpoint = filename_or_checkpoint if isinstance(filename_or_checkpoint, dict) else \
             torch.load(filename_or_checkpoint, map_location=self.device, weights_only=False)
         state = checkpoint.get("alc")
-        differences = self.alc.method_differences(state["config"]) if state is not None else []
-        if differences:
-            source = "the given checkpoint" if isinstance(filename_or_checkpoint, dict) else filename_or_checkpoint
-            raise ALCConfigError(
-                f"Cannot continue from {source}: it was trained with other ALC method settings (checkpoint -> now): "
-                + "; ".join(differences) + ". Set the ALC_* variables (or ALC_CONFIG) as for that training (its "
-                "debug.json lists them), or train anew without --c. The schedule, seed, final_validation and "
-                "teacher_chunk may change.")
+        self.resume_conflicts = self.alc.method_differences(state["config"]) if state is not None else []
         super().load_checkpoint(filename_or_checkpoint)  # nnU-Net 2.8 reads a file name only
         if state is None:
             self.print_to_log_file("Checkpoint has no ALC state (not written by an ALC trainer): the teacher starts "
