@@ -5,8 +5,12 @@ reference)::
 
     python tests/ddp_worker.py --cases cases.json --out DIR [--rank R --world-size W --init-method URL]
 
-``cases.json`` lists the runs, in order, as ``{"name": ..., "trainer": <class name>, "env": {...}}``; a
-run's ``env`` (its ``ALC_*`` settings) is applied on top of this process's environment while it runs.
+``cases.json`` lists the runs, in order, as ``{"name": ..., "trainer": <class name>, "env": {...}}``, plus
+optionally ``"validation_steps": N``; a run's ``env`` (its ``ALC_*`` settings) is applied on top of this
+process's environment while it runs (a value ``null`` removes the variable: the setting's default). With
+``validation_steps`` > 0 the run goes on after its training steps through the rest of nnU-Net's epoch, as
+``nnUNetTrainer.run_training`` calls it: ``on_train_epoch_end``, then, under ``torch.no_grad()``,
+``on_validation_epoch_start``, N ``validation_step`` calls and ``on_validation_epoch_end`` (see :func:`train`).
 Paths (``nnUNet_preprocessed``, ``nnUNet_results``) come from the environment, as with
 ``nnUNetv2_train``. The trainers are the real classes, constructed as ``nnUNetv2_train`` constructs them;
 only the device and the process-group set-up differ (see :func:`cpu_ddp_setup` and :func:`build_trainer`),
@@ -17,14 +21,17 @@ deterministically (:func:`global_batch`), so that all ranks and the reference se
 a rank trains on its slice of it (:func:`nnunetv2_alc.batch_composition.rank_slice`).
 
 Per run the results go to ``DIR/<name>.rank<R>.pt`` (``torch.save``): per-step losses, the final student,
-teacher and selector states. A failing run writes its traceback to ``DIR/<name>.rank<R>.err``. Under DDP
-the process then exits at once with status 1 (the peer may be stuck in a collective, and the process group
-cannot be trusted any more); the reference goes on with the next run.
+teacher and selector states, the number of dropout hooks, and for runs with validation the validation keys
+and outputs and the logger's values (``trainer.logger.get_checkpoint()``). A failing run writes its
+traceback to ``DIR/<name>.rank<R>.err``. Under DDP the process then exits at once with status 1 (the peer
+may be stuck in a collective, and the process group cannot be trusted any more); the reference goes on
+with the next run.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import datetime
 import gc
 import json
@@ -44,6 +51,7 @@ from torch.nn.parallel import DistributedDataParallel
 import nnunetv2.training.nnUNetTrainer.nnUNetTrainer as nnunet_trainer_module
 from nnunetv2.paths import nnUNet_preprocessed
 from nnunetv2_alc.batch_composition import rank_slice
+from nnunetv2_alc.dropout import attached_dropout
 from nnunetv2_alc.label_quality import LQ
 
 CONFIGURATION = "3d_fullres"
@@ -159,25 +167,56 @@ def cpu_state(module: nn.Module) -> dict:
     return {k: v.detach().cpu().clone() for k, v in plain_module(module).state_dict().items()}
 
 
-def train(trainer_name: str, dataset_name: str, steps: int) -> dict:
-    """``initialize()``, nnU-Net's epoch start, then ``steps`` calls of ``train_step`` on this rank's slices."""
+def train(trainer_name: str, dataset_name: str, steps: int, validation_steps: int = 0) -> dict:
+    """``initialize()``, then epoch 0 of ``nnUNetTrainer.run_training`` on this rank's slices of global batches.
+
+    Always: ``on_epoch_start``, ``on_train_epoch_start`` and ``steps`` calls of ``train_step``. With
+    ``validation_steps`` > 0 also ``on_train_epoch_end`` with the ``train_step`` outputs and, under
+    ``torch.no_grad()``, ``on_validation_epoch_start``, ``validation_steps`` calls of ``validation_step`` (on
+    the global batches of steps ``steps``, ``steps + 1``, ...) and ``on_validation_epoch_end``. Not called:
+    ``on_epoch_end`` (checkpoints and progress.png), so ``current_epoch`` stays 0.
+    """
     trainer = build_trainer(trainer_name, dataset_name)
     trainer.initialize()  # seeds (ALC_SEED) before the network is built; DDP broadcasts rank 0's weights
+    if validation_steps:
+        # validation_step counts only HQ samples into nnU-Net's tp_hard/fp_hard/fn_hard when select_on_hq is
+        # True; get_dataloaders (called by on_train_start, which the worker skips: it builds the batches
+        # itself) sets it to True for a fold with HQ validation cases, on every rank. Set it as it would.
+        trainer.select_on_hq = True
+    trainer.on_epoch_start()  # as run_training: the epoch's start timestamp
     trainer.on_train_epoch_start()  # network.train() and the epoch-0 learning rate, as nnU-Net's training loop
     initial_student = cpu_state(trainer.network)
     world, rank = (dist.get_world_size(), dist.get_rank()) if trainer.is_ddp else (1, 0)
     positions = rank_slice(trainer.configuration_manager.batch_size, world, rank)
+    teacher = getattr(trainer, "teacher", None)
     result = {"trainer": trainer_name, "rank": rank, "world_size": world, "global_num_hq": trainer.global_num_hq,
               "global_num_lq": trainer.global_num_lq, "local_batch_size": trainer.batch_size,
-              "initial_student": initial_student, "keys": [], "loss": [], "alc_stats": []}
+              "initial_student": initial_student, "keys": [], "loss": [], "alc_stats": [],
+              "ddp_wrapped": isinstance(trainer.network, DistributedDataParallel),
+              "student_dropout_hooks": len(attached_dropout(plain_module(trainer.network))),
+              "teacher_dropout_hooks": None if teacher is None else len(attached_dropout(teacher.network))}
+    train_outputs = []
     for step in range(steps):
         batch = local_batch(global_batch(trainer, step), positions)
         output = trainer.train_step(batch)
+        train_outputs.append(output)
         result["keys"].append(list(batch["keys"]))
         result["loss"].append(float(output["loss"]))
         result["alc_stats"].append(np.asarray(output.get("alc_stats", [])).tolist())
+    if validation_steps:
+        trainer.on_train_epoch_end(train_outputs)
+        val_outputs, result["validation_keys"] = [], []
+        with torch.no_grad():  # as run_training
+            trainer.on_validation_epoch_start()
+            for step in range(steps, steps + validation_steps):
+                batch = local_batch(global_batch(trainer, step), positions)
+                val_outputs.append(trainer.validation_step(batch))
+                result["validation_keys"].append(list(batch["keys"]))
+            trainer.on_validation_epoch_end(val_outputs)
+        result["validation_outputs"] = val_outputs
+        result["logging"] = copy.deepcopy(trainer.logger.get_checkpoint())
+        result["current_epoch"] = trainer.current_epoch
     result["student"] = cpu_state(trainer.network)
-    teacher = getattr(trainer, "teacher", None)
     result["teacher"] = None if teacher is None else cpu_state(teacher.network)
     result["selector"] = trainer.selector.state_dict()
     return result
@@ -187,10 +226,14 @@ def run_case(case: dict, args: argparse.Namespace, base_env: dict) -> None:
     """One run with its own ALC settings; results (or the traceback) go to ``args.out``."""
     os.environ.clear()
     os.environ.update(base_env)
-    os.environ.update(case.get("env", {}))
+    for key, value in case.get("env", {}).items():
+        if value is None:
+            os.environ.pop(key, None)  # the setting's default
+        else:
+            os.environ[key] = value
     stem = Path(args.out) / f"{case['name']}.rank{args.rank}"
     try:
-        result = train(case["trainer"], args.dataset, args.steps)
+        result = train(case["trainer"], args.dataset, args.steps, case.get("validation_steps", 0))
         if dist.is_initialized():
             dist.barrier()  # every rank finished this run
         torch.save(result, f"{stem}.part")

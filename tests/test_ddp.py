@@ -22,6 +22,22 @@ uncertainty is then exactly 0 for every sample and the selection is decided by t
 per-batch top-k (``ALC_SELECTION_MODE=batch``, ALC) selects the first ceil(k * B_n) = 2 of the 3 LQ
 samples, so rank 0 trains L_ls only and rank 1 L_n and L_hs; the windowed rank (ALC w/o LR) selects
 every sample and fills the window, whose contents are compared.
+
+One more DDP run, without a one-process reference (its teacher is stochastic), is ALC as it trains: dropout
+on (``decoder``, p = 0.5, attached by ``initialize()`` as forward hooks after nnU-Net has wrapped the
+network in DDP), input noise and the number of passes at their defaults. After its training steps it goes
+through the rest of nnU-Net's epoch 0 as ``run_training`` calls it: ``on_train_epoch_end`` with the
+``train_step`` outputs, ``on_validation_epoch_start``, two ``validation_step`` calls on the ranks' slices of
+global batches (rank 0 again without an HQ sample) and ``on_validation_epoch_end``, with ``select_on_hq``
+set as ``get_dataloaders`` sets it for a fold with HQ validation cases. The claims:
+
+5. it raises nothing on either rank, the dropout hooks sit on the student inside DDP and on the teacher,
+   and the ranks end with bit-identical student, teacher and selection state;
+6. every value the epoch logged (losses, ALC terms, diagnostics, pseudo Dice) is identical on both ranks;
+7. the pseudo Dice that picks ``checkpoint_best`` (``mean_fg_dice``, and its EMA) is the HQ one
+   (``pseudo_dice_hq``), from HQ validation samples only, not the Dice over all validation samples;
+8. the refinement diagnostics are in range: the weight entropy of Eq. 5 (relative to log m) in (0, 1],
+   and the passes differ (mean uncertainty > 0).
 """
 
 from __future__ import annotations
@@ -34,8 +50,10 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -71,6 +89,21 @@ TRAINERS = {
     "nnUNetTrainerALC_noLS": {},
     "nnUNetTrainerALC_noLR": {"ALC_SELECTION_MODE": "window"},
 }
+# runs on the DDP ranks only (no one-process reference): name -> case spec of tests/ddp_worker.py. An env value
+# None removes the variable, i.e. the setting's default (ALC_NOISE_STD 0.1; ALC_NUM_PASSES 8: with one pass
+# the weight entropy of Eq. 5 is undefined).
+DROPOUT_CASE = "nnUNetTrainerALC_dropout_epoch"
+VALIDATION_STEPS = 2
+DDP_ONLY_CASES = {
+    DROPOUT_CASE: {"trainer": "nnUNetTrainerALC", "validation_steps": VALIDATION_STEPS,
+                   "env": {"ALC_SELECTION_MODE": "batch", "ALC_DROPOUT_PLACEMENT": "decoder", "ALC_DROPOUT_P": "0.5",
+                           "ALC_NOISE_STD": None, "ALC_NUM_PASSES": None}},
+}
+# per-epoch values the dropout run must have logged once (epoch 0), identically on every rank
+EPOCH_KEYS = ("train_losses", "val_losses", "mean_fg_dice", "ema_fg_dice", "dice_per_class_or_region", "L_hs",
+              "L_ls", "L_n", "L_c", "lambda", "selected_fraction", "mean_uncertainty", "weight_entropy",
+              "refined_changed_fraction", "uncertainty_std", "uncertainty_dice_rho", "pseudo_dice_hq",
+              "pseudo_dice_lq")
 
 # Tolerances of the DDP-vs-one-process comparison. Both sides run the same float32 arithmetic on different
 # batch sizes and sum in a different order (and nnU-Net's DDP loss gives the lowest deep-supervision output
@@ -135,7 +168,8 @@ class TrainerRun:
 
     def require_ddp(self) -> list:
         if self.ranks is None:
-            pytest.fail(f"the DDP run failed (see test_ddp_train_steps_run_without_error):\n{_tail(self.error)}")
+            pytest.fail(f"the DDP run failed (see test_ddp_train_steps_run_without_error or "
+                        f"test_ddp_dropout_epoch_runs_without_error):\n{_tail(self.error)}")
         return self.ranks
 
     def require_reference(self) -> dict:
@@ -191,7 +225,8 @@ def _wait(procs: list[subprocess.Popen], timeout: float) -> str | None:
 
 
 def _case_specs(names: list[str]) -> list[dict]:
-    return [{"name": name, "trainer": name, "env": TRAINERS[name]} for name in names]
+    return [{"name": name, "trainer": name, "env": TRAINERS[name]} if name in TRAINERS
+            else {"name": name, **DDP_ONLY_CASES[name]} for name in names]
 
 
 def _failure_text(name: str, out: Path, logs: list[Path], what: str) -> str:
@@ -238,7 +273,10 @@ def _run_ddp_groups(names: list[str], args: list[str], env: dict, out: Path) -> 
 
 @pytest.fixture(scope="module")
 def runs(preprocessed, tmp_path_factory) -> dict[str, TrainerRun]:
-    """Every trainer on 2 DDP ranks and, concurrently, in one process (the reference); results per trainer."""
+    """Every trainer on 2 DDP ranks and, concurrently, in one process (the reference); results per trainer.
+
+    The DDP_ONLY_CASES run after the trainers, on the DDP ranks only.
+    """
     root, env = preprocessed
     work = tmp_path_factory.mktemp("ddp_runs")
     ddp_out, ref_out = work / "ddp", work / "reference"
@@ -252,16 +290,19 @@ def runs(preprocessed, tmp_path_factory) -> dict[str, TrainerRun]:
     reference = _start([*args, "--cases", str(ref_cases), "--out", str(ref_out)],
                        _worker_env(env, work / "results_reference"), ref_log)
     try:
-        ddp_errors = _run_ddp_groups(names, args, _worker_env(env, work / "results_ddp"), ddp_out)
+        ddp_errors = _run_ddp_groups(names + list(DDP_ONLY_CASES), args, _worker_env(env, work / "results_ddp"),
+                                     ddp_out)
     finally:
         ref_what = _wait([reference], GROUP_TIMEOUT_S)
     result = {}
-    for name in names:
+    for name in names + list(DDP_ONLY_CASES):
         run = TrainerRun(error=ddp_errors.get(name))
         if run.error is None:
             run.ranks = [torch.load(ddp_out / f"{name}.rank{r}.pt", weights_only=False) for r in range(WORLD_SIZE)]
         ref_file = ref_out / f"{name}.rank0.pt"
-        if ref_file.is_file():
+        if name not in TRAINERS:
+            run.reference_error = f"{name} has no one-process reference"
+        elif ref_file.is_file():
             run.reference = torch.load(ref_file, weights_only=False)
         else:
             run.reference_error = _failure_text(name, ref_out, [ref_log], ref_what or "no result")
@@ -378,3 +419,124 @@ def test_ddp_matches_one_process(runs, name):
         f"selection windows of different length: DDP {window}, one process {one_window}"
     assert all(math.isclose(a, b, rel_tol=1e-4, abs_tol=1e-9)
                for a, b in zip(window.get("scores", []), one_window.get("scores", []))), (window, one_window)
+
+
+# ---------------------------------------------------------------------------------------------- dropout, one epoch
+def _same(a, b) -> bool:
+    """Equal values (scalars or nested lists), NaN equal to NaN."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    return a.shape == b.shape and np.array_equal(a, b, equal_nan=True)
+
+
+def _close(a: float, b: float, rel: float) -> bool:
+    """math.isclose, NaN close to NaN."""
+    return (math.isnan(a) and math.isnan(b)) or math.isclose(a, b, rel_tol=rel, abs_tol=rel)
+
+
+def _pseudo_dice(tp, fp, fn) -> float:
+    """nnU-Net's pseudo Dice of summed counts: mean over foreground classes of 2 tp / (2 tp + fp + fn), NaN skipped."""
+    tp, fp, fn = (np.asarray(x, dtype=np.float64) for x in (tp, fp, fn))
+    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all classes NaN: nanmean of an empty slice
+        return float(np.nanmean(2 * tp / (2 * tp + fp + fn)))
+
+
+def _validation_counts(ranks: list, suffix: str) -> tuple:
+    """(tp, fp, fn) per foreground class, summed over the validation steps of every rank."""
+    return tuple(sum(np.asarray(o[f"{name}_{suffix}"], dtype=np.float64) for rank in ranks
+                     for o in rank["validation_outputs"]) for name in ("tp", "fp", "fn"))
+
+
+def _epoch_value(rank: dict, key: str) -> float:
+    values = rank["logging"][key]
+    assert len(values) == 1, f"{key}: expected one value (epoch 0), got {values}"
+    return float(values[0])
+
+
+def test_ddp_dropout_epoch_runs_without_error(runs):
+    """Claim 5: training steps with dropout, epoch end and validation complete on both ranks; hooks in place."""
+    run = runs[DROPOUT_CASE]
+    assert run.error is None, _tail(run.error)
+    for rank in run.ranks:
+        r = rank["rank"]
+        assert rank["ddp_wrapped"], f"rank {r}: the network is not wrapped in DistributedDataParallel"
+        assert rank["student_dropout_hooks"] > 0, f"rank {r}: no dropout hook on the student inside DDP"
+        assert rank["teacher_dropout_hooks"] == rank["student_dropout_hooks"], \
+            f"rank {r}: dropout hooks: teacher {rank['teacher_dropout_hooks']}, student {rank['student_dropout_hooks']}"
+        assert len(rank["loss"]) == STEPS and all(math.isfinite(loss) for loss in rank["loss"]), rank["loss"]
+        assert len(rank["validation_outputs"]) == VALIDATION_STEPS
+        assert rank["current_epoch"] == 0
+        for key in EPOCH_KEYS:
+            assert len(rank["logging"][key]) == 1, f"rank {r}: {key} logged {rank['logging'][key]}, not once"
+
+
+def test_ddp_dropout_epoch_ranks_identical(runs):
+    """Claim 5: after the dropout steps both ranks hold bit-identical student, teacher and selector state."""
+    first, *others = runs[DROPOUT_CASE].require_ddp()
+    assert _differing_tensors(first["student"], first["initial_student"]), "the steps did not change the student"
+    for other in others:
+        rank = other["rank"]
+        assert not _differing_tensors(first["student"], other["student"]), \
+            f"student differs between rank 0 and rank {rank}: {_differing_tensors(first['student'], other['student'])}"
+        assert not _differing_tensors(first["teacher"], other["teacher"]), \
+            f"teacher differs between rank 0 and {rank}: {_differing_tensors(first['teacher'], other['teacher'])}"
+        assert first["selector"] == other["selector"]
+
+
+def test_ddp_dropout_epoch_logs_identical_on_ranks(runs):
+    """Claim 6: every value logged in epoch 0 (all but the per-rank timestamps) is the same on both ranks."""
+    first, *others = runs[DROPOUT_CASE].require_ddp()
+    keys = [key for key in first["logging"] if not key.endswith("_timestamps")]
+    assert set(EPOCH_KEYS) <= set(keys), f"not logged: {sorted(set(EPOCH_KEYS) - set(keys))}"
+    for other in others:
+        assert other["logging"].keys() == first["logging"].keys()
+        differing = {key: (first["logging"][key], other["logging"][key]) for key in keys
+                     if not _same(first["logging"][key], other["logging"][key])}
+        assert not differing, f"logged values differ between rank 0 and rank {other['rank']}: {differing}"
+
+
+def test_ddp_dropout_epoch_checkpoint_dice_is_hq_dice(runs, preprocessed):
+    """Claim 7: mean_fg_dice (and ema_fg_dice) = pseudo_dice_hq = the Dice of the HQ validation samples' counts."""
+    ranks = runs[DROPOUT_CASE].require_ddp()
+    root, _ = preprocessed
+    tags = json.loads((root / "preprocessed" / DATASET / "dataset.json").read_text())["label_quality"]
+    for step in range(VALIDATION_STEPS):  # harness check: rank 0 validates LQ samples only
+        global_keys = [key for rank in ranks for key in rank["validation_keys"][step]]
+        assert [tags[key] for key in global_keys] == ["LQ"] * LAYOUT[0] + ["HQ"] * LAYOUT[1], global_keys
+        assert "HQ" not in {tags[key] for key in ranks[0]["validation_keys"][step]}
+    for rank in ranks:  # select_on_hq: nnU-Net's counts are the HQ ones, on the rank without HQ samples too
+        for output in rank["validation_outputs"]:
+            for name in ("tp", "fp", "fn"):
+                assert np.array_equal(output[f"{name}_hard"], output[f"{name}_hq"]), \
+                    f"rank {rank['rank']}: {name}_hard {output[f'{name}_hard']} != {name}_hq {output[f'{name}_hq']}"
+    mean_fg, hq = _epoch_value(ranks[0], "mean_fg_dice"), _epoch_value(ranks[0], "pseudo_dice_hq")
+    assert _close(mean_fg, hq, 1e-6), f"mean_fg_dice {mean_fg} != pseudo_dice_hq {hq}"
+    assert _close(_epoch_value(ranks[0], "ema_fg_dice"), mean_fg, 1e-6), "epoch 0: ema_fg_dice != mean_fg_dice"
+    from_counts = _pseudo_dice(*_validation_counts(ranks, "hq"))
+    assert _close(hq, from_counts, 1e-5), f"pseudo_dice_hq {hq} != Dice of the HQ validation counts {from_counts}"
+    lq = _epoch_value(ranks[0], "pseudo_dice_lq")
+    lq_from_counts = _pseudo_dice(*_validation_counts(ranks, "lq"))
+    assert _close(lq, lq_from_counts, 1e-5), f"pseudo_dice_lq {lq} != Dice of the LQ validation counts {lq_from_counts}"
+
+
+def test_ddp_dropout_epoch_checkpoint_dice_is_not_all_sample_dice(runs):
+    """Claim 7: mean_fg_dice is not the Dice over all validation samples (skipped where the two coincide)."""
+    ranks = runs[DROPOUT_CASE].require_ddp()
+    hq_counts, lq_counts = _validation_counts(ranks, "hq"), _validation_counts(ranks, "lq")
+    all_samples = _pseudo_dice(*(h + l for h, l in zip(hq_counts, lq_counts)))
+    hq = _pseudo_dice(*hq_counts)
+    if _close(all_samples, hq, 1e-3):
+        pytest.skip(f"the validation data do not tell them apart: Dice of all samples {all_samples}, of HQ ones {hq}")
+    mean_fg = _epoch_value(ranks[0], "mean_fg_dice")
+    assert not _close(mean_fg, all_samples, 1e-4), \
+        f"mean_fg_dice {mean_fg} is the Dice of all validation samples {all_samples} (HQ only: {hq})"
+
+
+def test_ddp_dropout_epoch_diagnostics_in_range(runs):
+    """Claim 8: weight entropy / log m in (0, 1]; the stochastic passes differ (mean uncertainty > 0)."""
+    first = runs[DROPOUT_CASE].require_ddp()[0]
+    entropy = _epoch_value(first, "weight_entropy")
+    # <= 1 up to float32 rounding: H(w) / log m reaches 1 at uniform weights
+    assert math.isfinite(entropy) and 0 < entropy <= 1 + 1e-6, f"weight_entropy {entropy} not in (0, 1]"
+    uncertainty = _epoch_value(first, "mean_uncertainty")
+    assert math.isfinite(uncertainty) and uncertainty > 0, f"mean_uncertainty {uncertainty}: passes do not differ"
