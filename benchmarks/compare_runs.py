@@ -6,7 +6,8 @@
         benchmarks/results/accuracy_cpu2d_after/accuracy.json --setting 10% --out comparison.md
 
 Both reports must hold the setting and evaluate the same test cases. Prints (and with ``--out`` writes)
-a Markdown table: Dice mean ± std over cases before and after, and after minus before paired per case.
+a Markdown table: Dice mean ± std over cases before and after (population std, as the evaluation tables),
+and after minus before paired per case (sample std, as bench_accuracy's paired table).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ def compare(before: dict, after: dict) -> list[str]:
             continue
         old, new = case_dice(before, method), case_dice(after, method)
         difference = new - old
-        lines.append(f"| {method} | {old.mean():.2f} ± {old.std(ddof=1):.2f} | {new.mean():.2f} ± {new.std(ddof=1):.2f}"
+        lines.append(f"| {method} | {old.mean():.2f} ± {old.std():.2f} | {new.mean():.2f} ± {new.std():.2f}"
                      f" | {difference.mean():+.2f} ± {difference.std(ddof=1):.2f} |")
     return lines
 

@@ -28,8 +28,8 @@ def test_paired_difference_per_method(tmp_path):
     after = report({"ALC": [0.6, 0.8, 0.7], "New": [0.9, 0.9, 0.9]})
     result = run(tmp_path, before, after, "--setting", "10%", "--out", str(tmp_path / "cmp.md"))
     assert result.returncode == 0, result.stderr
-    # before 60.00 ± 10.00, after 70.00 ± 10.00, differences +10, +20, 0 -> +10.00 ± 10.00
-    assert "| ALC | 60.00 ± 10.00 | 70.00 ± 10.00 | +10.00 ± 10.00 |" in result.stdout
+    # before 60 ± 8.16, after 70 ± 8.16 (population std); differences +10, +20, 0 -> +10 ± 10 (sample std)
+    assert "| ALC | 60.00 ± 8.16 | 70.00 ± 8.16 | +10.00 ± 10.00 |" in result.stdout
     assert "Gone" not in result.stdout and "New" not in result.stdout
     assert "| ALC |" in (tmp_path / "cmp.md").read_text()
 
