@@ -44,7 +44,7 @@ class ALCConfig:
     noise_std: float = 0.1         # std of the teacher's Gaussian input noise
     noise_clip: float = 0.2        # noise clamped to [-clip, clip]
     dropout_p: float = 0.1         # dropout rate (ours)
-    dropout_placement: str = "decoder"  # decoder | lineage | all | none (docs/method.md, "Dropout")
+    dropout_placement: str = "lineage"  # lineage | decoder | all | none (docs/method.md, "Choosing the dropout")
     hq_share: float = 1 / 6        # HQ fraction of each batch, B_h = max(1, round(share * B)) (paper: 4 of 24)
     weight_ce: float = 1.0         # l_seg = weight_ce * CE + weight_dice * Dice (Eq. 2 on nnU-Net's scale)
     weight_dice: float = 1.0

@@ -94,7 +94,7 @@ def test_pass_settings_come_from_the_checkpoint_else_from_checkpoint_final(tmp_p
     assert (settings.dropout_placement, settings.dropout_p, settings.num_passes) == ("lineage", 0.5, 3)
     torch.save({"alc": {"config": {"noise_std": 0.3, "k": 0.7}}}, teacher)  # the chosen checkpoint comes first
     settings = saved_pass_settings(tmp_path, 0, TEACHER_CHECKPOINT)
-    assert settings.noise_std == 0.3 and settings.dropout_placement == "decoder" and settings.k == 0.5
+    assert settings.noise_std == 0.3 and settings.dropout_placement == ALCConfig().dropout_placement and settings.k == 0.5
 
 
 # ------------------------------------------------------------------ the command on a trained model
@@ -211,7 +211,7 @@ def report_on_copy(trained, tmp_path, monkeypatch, alc, **kwargs) -> dict:
 
 @pytest.mark.slow
 def test_report_runs_with_the_saved_dropout_and_m(trained, tmp_path, monkeypatch, capsys):
-    assert saved_pass_settings(trained[1], 0, TEACHER_CHECKPOINT).dropout_placement == "decoder"  # the training's
+    assert saved_pass_settings(trained[1], 0, TEACHER_CHECKPOINT).dropout_placement == ALCConfig().dropout_placement
     config = {**ALCConfig().as_dict(), "dropout_placement": "lineage", "dropout_p": 0.5, "num_passes": 2}
     seen = report_on_copy(trained, tmp_path, monkeypatch, {"config": config})
     network = seen["network"]
