@@ -9,8 +9,9 @@ network built without the hooks (``nnUNetv2_predict``) predicts with the same we
 - ``decoder`` (ours): on the convolution's output, between conv and norm, of every conv-norm-nonlin
   block (``ConvDropoutNormReLU``) of the decoder; the encoder (which the decoder references) gets none.
 - ``lineage`` (the default, chosen on validation data, docs/method.md; UA-MT and MTCL use
-  ``nn.Dropout3d(p=0.5)`` in their V-Net): on the bottleneck's output (``encoder.stages[-1]``, the decoder's lowest-resolution input) and on the last decoder stage's output
-  (``decoder.stages[-1]``, after its nonlinearity, the input of the final 1x1 segmentation conv).
+  ``nn.Dropout3d(p=0.5)`` in their V-Net): on the bottleneck's output (``encoder.stages[-1]``, the
+  decoder's lowest-resolution input) and on the last decoder stage's output (``decoder.stages[-1]``, after
+  its nonlinearity, the input of the final 1x1 segmentation conv).
 - ``all``: between conv and norm of every ``ConvDropoutNormReLU`` on a main path, encoder and decoder:
   for ``ResidualEncoderUNet`` the stem and every conv inside the residual blocks (BasicBlockD: 2,
   BottleneckD: 3). The 1x1 projections on residual shortcuts never get any (any placement): the
