@@ -30,13 +30,13 @@ from pathlib import Path
 import numpy as np
 from harness import Bench, add_budget_arguments, budget_from_args, parse_settings, write_report
 
-from nnunetv2_alc.demo.jobs import format_seconds
-from nnunetv2_alc.demo.pipeline import METHOD_NAMES, method_name
 from nnunetv2_alc.evaluation import evaluate_folders, format_comparison_table
 from nnunetv2_alc.evaluation.background import background_false_positives, format_background_table
+from nnunetv2_alc.jobs import format_seconds
+from nnunetv2_alc.trainer_registry import BENCHMARK_TRAINERS, display_name
 
-TRAINERS = tuple(METHOD_NAMES)  # H-Sup, HL-Sup (ours, stock), Mean Teacher, ALC w/o LS, ALC w/o LR, ALC
-ALC = method_name("nnUNetTrainerALC")
+TRAINERS = BENCHMARK_TRAINERS  # H-Sup, HL-Sup (ours, stock), Mean Teacher, ALC w/o LS, ALC w/o LR, ALC
+ALC = display_name("nnUNetTrainerALC")
 
 
 def paired_dice(evaluation: dict, reference: str = ALC) -> list[str]:
@@ -70,7 +70,8 @@ def main() -> None:
     parser.add_argument("--trainers", nargs="+", default=list(TRAINERS))
     add_budget_arguments(parser)
     parser.add_argument("--reuse", action="store_true",
-                        help="keep trained models (checkpoint_final.pth) and complete prediction folders of an earlier run")
+                        help="keep trained models (checkpoint_final.pth) and complete prediction folders "
+                             "of an earlier run")
     parser.add_argument("--out", default="benchmarks/results/accuracy")
     args = parser.parse_args()
     settings, budget, out = parse_settings(args.dataset), budget_from_args(args), Path(args.out)
@@ -89,10 +90,11 @@ def main() -> None:
         bench.plan(dataset_id, name)
         runs = {t: bench.train_and_predict(dataset_id, name, t, out / "predictions" / name / t) for t in args.trainers}
         evaluation = evaluate_folders(str(bench.raw / name / "labelsTs"),
-                                      {method_name(t): str(out / "predictions" / name / t) for t in args.trainers},
-                                      num_processes=2, output_folder=str(out / "evaluation" / name), show_progress=False)
+                                      {display_name(t): str(out / "predictions" / name / t) for t in args.trainers},
+                                      num_processes=2, output_folder=str(out / "evaluation" / name),
+                                      show_progress=False)
         background = background_false_positives(str(bench.raw / name / "labelsTs"),
-                                                {method_name(t): str(out / "predictions" / name / t)
+                                                {display_name(t): str(out / "predictions" / name / t)
                                                  for t in args.trainers})
         entry = {"dataset": name, "dataset_seed": dataset_json.get("synthetic", {}).get("seed"), "hq_cases": num_hq,
                  "training_cases": len(tags), "runs": runs, "evaluation": evaluation,

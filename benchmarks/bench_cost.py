@@ -34,9 +34,11 @@ from nnunetv2.training.dataloading.data_loader import nnUNetDataLoader
 
 from nnunetv2_alc.batch_composition import HQLQDataLoader, foreground_plan
 from nnunetv2_alc.label_quality import split_by_quality
+from nnunetv2_alc.trainer_registry import BENCHMARK_TRAINERS
 
-VARIANTS = ("nnUNetTrainerHSup", "nnUNetTrainerHLSup", "nnUNetTrainerMeanTeacher", "nnUNetTrainerALC_noLS",
-            "nnUNetTrainerALC_noLR")
+ALC = "nnUNetTrainerALC"  # measured at each m of --passes
+STOCK = "nnUNetTrainerStock"  # nnUNetTrainer on the ALC_* schedule; the reference here is nnUNetTrainer itself
+VARIANTS = tuple(t for t in BENCHMARK_TRAINERS if t not in (ALC, STOCK))  # baselines and ablations
 
 
 def make_trainer(dataset: str, configuration: str, trainer_name: str, device: torch.device):
@@ -92,11 +94,15 @@ def time_steps(trainers: dict, batches: dict, warmup: int, rounds: int, device: 
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             times[name].append(time.perf_counter() - start)
-    return {name: {"median_s": statistics.median(t), "all_s": t, "peak_bytes": peaks.get(name)} for name, t in times.items()}
+    return {name: {"median_s": statistics.median(t), "all_s": t, "peak_bytes": peaks.get(name)}
+            for name, t in times.items()}
 
 
 def teacher_share(trainers: dict, batches: dict, rounds: int, device: torch.device) -> dict:
-    """Median seconds of the teacher's m passes alone (no_grad, training autocast) on each batch's LQ samples."""
+    """Median seconds of the teacher's m passes alone (inference mode, training autocast) on each batch's LQ samples.
+
+    These are the ``m x B_n`` gradient-free teacher forwards that ALC's arithmetic adds to a stock step.
+    """
     shares = {}
     for name, trainer in trainers.items():
         if getattr(trainer, "teacher", None) is None:
@@ -108,7 +114,7 @@ def teacher_share(trainers: dict, batches: dict, rounds: int, device: torch.devi
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             start = time.perf_counter()
-            with torch.no_grad(), trainer._autocast():
+            with trainer._autocast():
                 trainer.teacher.stochastic_probabilities(lq, config.num_passes, config.noise_std, config.noise_clip,
                                                          trainer.teacher_chunk, trainer.image_channels)
             if device.type == "cuda":
@@ -119,21 +125,30 @@ def teacher_share(trainers: dict, batches: dict, rounds: int, device: torch.devi
     return shares
 
 
+def floor(stock_s: float, teacher_s: float, step_s: float) -> dict:
+    """The step time ALC's arithmetic sets (stock step + teacher passes) and the measured step's overhead above it."""
+    floor_s = stock_s + teacher_s
+    return {"floor_s": floor_s, "overhead": step_s / floor_s - 1}
+
+
 def loader_throughput(trainer, label_quality: dict, batches: int) -> dict:
     """Batches per second of nnU-Net's training loader and of ours, same cases and transforms."""
     dataset_tr, _ = trainer.get_tr_and_val_datasets()
     keys = list(dataset_tr.identifiers)
     hq, lq = split_by_quality(keys, label_quality)
-    rotation, dummy_2d, initial_patch, mirror_axes = trainer.configure_rotation_dummyDA_mirroring_and_inital_patch_size()
+    setup = trainer.configure_rotation_dummyDA_mirroring_and_inital_patch_size()
+    rotation, dummy_2d, initial_patch, mirror_axes = setup
     transforms = trainer.get_training_transforms(
-        trainer.configuration_manager.patch_size, rotation, trainer._get_deep_supervision_scales(), mirror_axes, dummy_2d,
+        trainer.configuration_manager.patch_size, rotation, trainer._get_deep_supervision_scales(),
+        mirror_axes, dummy_2d,
         use_mask_for_norm=trainer.configuration_manager.use_mask_for_norm, is_cascaded=False,
         foreground_labels=trainer.label_manager.foreground_labels, regions=None, ignore_label=None)
     common = dict(oversample_foreground_percent=trainer.oversample_foreground_percent, transforms=transforms)
     patch = trainer.configuration_manager.patch_size
     num_lq = trainer.batch_size // 2
     loaders = {
-        "nnUNetDataLoader": nnUNetDataLoader(dataset_tr, trainer.batch_size, initial_patch, patch, trainer.label_manager, **common),
+        "nnUNetDataLoader": nnUNetDataLoader(dataset_tr, trainer.batch_size, initial_patch, patch,
+                                             trainer.label_manager, **common),
         "HQLQDataLoader": HQLQDataLoader(dataset_tr, trainer.batch_size, initial_patch, patch, trainer.label_manager,
                                          hq, lq, num_lq, foreground_plan(trainer.batch_size - num_lq, num_lq,
                                                                          trainer.oversample_foreground_percent),
@@ -170,8 +185,8 @@ def main() -> None:
         trainers[name] = make_trainer(args.d, args.c, name, device)
     for m in args.passes:
         os.environ["ALC_NUM_PASSES"] = str(m)
-        trainers[f"nnUNetTrainerALC (m={m})"] = make_trainer(args.d, args.c, "nnUNetTrainerALC", device)
-    label_quality = trainers[f"nnUNetTrainerALC (m={args.passes[0]})"].label_quality
+        trainers[f"{ALC} (m={m})"] = make_trainer(args.d, args.c, ALC, device)
+    label_quality = trainers[f"{ALC} (m={args.passes[0]})"].label_quality
     batches = {name: random_batch(t, batch_keys(t, label_quality), seed=0) for name, t in trainers.items()}
     steps = time_steps(trainers, batches, args.warmup, args.rounds, device)
     teacher = teacher_share(trainers, batches, args.rounds, device)
@@ -179,15 +194,19 @@ def main() -> None:
 
     stock = steps["nnUNetTrainer"]
     reference = trainers["nnUNetTrainer"]
+    floors = {name: floor(stock["median_s"], teacher[name]["teacher_median_s"], steps[name]["median_s"])
+              for name in teacher}
     result = {
         "command": "python " + " ".join(os.sys.argv),
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)",
+        "device": (torch.cuda.get_device_name(device) if device.type == "cuda"
+                   else f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"),
         "torch": torch.__version__,
         "configuration": args.c,
         "patch_size": list(reference.configuration_manager.patch_size),
         "batch_size": reference.batch_size,
         "steps": steps,
         "teacher_passes": teacher,
+        "floors": floors,
         "loaders": loaders,
     }
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
@@ -196,17 +215,23 @@ def main() -> None:
 
     print(f"\nCost on {result['device']}, {args.c}, patch {result['patch_size']}, batch {result['batch_size']} "
           f"(medians of {args.rounds} interleaved steps)")
-    print("| trainer | step [s] | step ratio | teacher passes [s] | peak memory [GiB] | memory ratio |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print("Floor: the stock step plus the teacher's m x B_n passes, each timed alone in this run; overhead: the "
+          "step's time above that floor.")
+    print("| trainer | step [s] | step ratio | teacher passes [s] | floor ratio | overhead above floor "
+          "| peak memory [GiB] | memory ratio |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for name, s in steps.items():
         memory = f"{s['peak_bytes'] / 2**30:.2f}" if s["peak_bytes"] else "n/a (CPU)"
         memory_ratio = f"{s['peak_bytes'] / stock['peak_bytes']:.2f}x" if s["peak_bytes"] else "n/a"
         passes = f"{teacher[name]['teacher_median_s']:.4f}" if name in teacher else "-"
-        print(f"| {name} | {s['median_s']:.4f} | {s['median_s'] / stock['median_s']:.2f}x | {passes} | {memory} "
-              f"| {memory_ratio} |")
+        floor_ratio = f"{floors[name]['floor_s'] / stock['median_s']:.2f}x" if name in floors else "-"
+        overhead = f"{100 * floors[name]['overhead']:+.1f} %" if name in floors else "-"
+        print(f"| {name} | {s['median_s']:.4f} | {s['median_s'] / stock['median_s']:.2f}x | {passes} | {floor_ratio} "
+              f"| {overhead} | {memory} | {memory_ratio} |")
     base = loaders["nnUNetDataLoader"]["batches_per_s"]
-    for name, l in loaders.items():
-        print(f"| loader {name} | {l['batches_per_s']:.2f} batches/s | {l['batches_per_s'] / base:.2f}x | | | |")
+    for name, loader in loaders.items():
+        rate = loader["batches_per_s"]
+        print(f"| loader {name} | {rate:.2f} batches/s | {rate / base:.2f}x | | | | | |")
 
 
 if __name__ == "__main__":

@@ -35,11 +35,11 @@ from pathlib import Path
 from harness import Bench, add_budget_arguments, budget_from_args, logged_curves, tail_means, write_report
 
 from nnunetv2_alc.config import DROPOUT_PLACEMENTS
-from nnunetv2_alc.demo.jobs import format_seconds
-from nnunetv2_alc.demo.pipeline import method_name
 from nnunetv2_alc.evaluation import evaluate_folders, format_comparison_table
 from nnunetv2_alc.evaluation.background import background_false_positives, format_background_table
+from nnunetv2_alc.jobs import format_seconds
 from nnunetv2_alc.progress import DIAGNOSTIC_KEYS, LABEL_DICE_KEYS
+from nnunetv2_alc.trainer_registry import display_name
 
 DEFAULT_TRAINERS = ("nnUNetTrainerALC", "nnUNetTrainerMeanTeacher")
 
@@ -76,10 +76,11 @@ def main() -> None:
             predictions = out / "predictions" / validation / tag / trainer
             run = bench.train_and_predict(args.dataset, name, trainer, predictions, tag, settings, out / "models" / tag,
                                           images=bench.raw / validation / "imagesTs")
-            label = f"{method_name(trainer)} [{tag}]"
+            label = f"{display_name(trainer)} [{tag}]"
             evaluation = evaluate_folders(labels, {label: str(predictions)}, num_processes=2, show_progress=False)
+            background = background_false_positives(labels, {label: str(predictions)})[label]
             report["models"][label] = {"trainer": trainer, "settings": settings, "run": run, "evaluation": evaluation,
-                                       "background": background_false_positives(labels, {label: str(predictions)})[label],
+                                       "background": background,
                                        "diagnostics": tail_means(logged_curves(
                                            Path(run["model"]) / "checkpoint_final.pth",
                                            DIAGNOSTIC_KEYS + LABEL_DICE_KEYS), args.last)}

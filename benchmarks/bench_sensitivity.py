@@ -24,8 +24,8 @@ from pathlib import Path
 from harness import Bench, add_budget_arguments, budget_from_args, write_report
 
 from nnunetv2_alc.config import ALCConfig, ALCConfigError
-from nnunetv2_alc.demo.jobs import format_seconds
 from nnunetv2_alc.evaluation import evaluate_folders, format_comparison_table
+from nnunetv2_alc.jobs import format_seconds
 
 ALC = "nnUNetTrainerALC"
 PAPER_GRID = ("num_passes=2,4,8", "k=0.25,0.5,0.75,1.0", "alpha=1,2,3", "beta=1,2,3")  # paper Figs. 5-6, m as ours

@@ -20,10 +20,10 @@ import numpy as np
 import torch
 from nnunetv2.utilities.dataset_name_id_conversion import maybe_convert_to_dataset_name
 
-from nnunetv2_alc.demo.jobs import Job, run_job
-from nnunetv2_alc.demo.pipeline import method_name
+from nnunetv2_alc.atomic_write import write_text_atomic
+from nnunetv2_alc.jobs import Job, run_job
 from nnunetv2_alc.tiny_plans import set_batch_size, shrink_network
-from noise_generation.atomic_write import write_text_atomic
+from nnunetv2_alc.trainer_registry import display_name
 
 
 @dataclass(frozen=True)
@@ -133,7 +133,7 @@ class Bench:
         env = dict(self.env, **{f"ALC_{k.upper()}": str(v) for k, v in (settings or {}).items()})
         if results is not None:
             env["nnUNet_results"] = str(results)
-        label = method_name(trainer) + (f" [{tag}]" if tag else "")
+        label = display_name(trainer) + (f" [{tag}]" if tag else "")
         logs = self.out / "logs"
         stem = f"{name}_{trainer}{'_' + tag if tag else ''}"
         model = Path(env["nnUNet_results"]) / name / f"{trainer}__nnUNetPlans__{b.configuration}" / "fold_all"

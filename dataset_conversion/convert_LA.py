@@ -36,7 +36,8 @@ from dataset_conversion.raw_dataset_writer import (
 )
 from dataset_conversion.splits import Split, seeded_split, split_from_lists
 from dataset_conversion.volume_checks import binary_label, read_binary_label, read_image
-from noise_generation.errors import InputDataError, run_cli
+from nnunetv2_alc.input_errors import InputDataError
+from nnunetv2_alc.cli_runner import run_cli
 
 IMAGE_NRRD = "lgemri.nrrd"
 LABEL_NRRD = "laendo.nrrd"

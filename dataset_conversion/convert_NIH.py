@@ -35,7 +35,8 @@ from dataset_conversion.raw_dataset_writer import (
 )
 from dataset_conversion.splits import Split, seeded_split, split_from_lists
 from dataset_conversion.volume_checks import read_binary_label
-from noise_generation.errors import InputDataError, run_cli
+from nnunetv2_alc.input_errors import InputDataError
+from nnunetv2_alc.cli_runner import run_cli
 
 CT_FOLDER = "Pancreas-CT"
 CASE_FOLDER = re.compile(r"PANCREAS_(\d{4})")
@@ -95,7 +96,8 @@ def _read_dicom_series(case_dir: Path) -> sitk.Image:
     try:
         image = reader.Execute()
     except RuntimeError as error:
-        raise InputDataError(f"cannot read the DICOM series in {folder}: {str(error).strip().splitlines()[-1]}") from None
+        reason = str(error).strip().splitlines()[-1]
+        raise InputDataError(f"cannot read the DICOM series in {folder}: {reason}") from None
     values = sitk.GetArrayViewFromImage(image)
     fits_int16 = np.iinfo(np.int16).min <= values.min() and values.max() <= np.iinfo(np.int16).max
     if fits_int16 and np.array_equal(values, np.round(values)):

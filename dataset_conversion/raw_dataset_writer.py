@@ -21,12 +21,10 @@ from tqdm import tqdm
 
 from dataset_conversion.splits import Split, write_split
 from dataset_conversion.volume_checks import grid_mismatch
-from noise_generation.atomic_write import atomic_folder
-from noise_generation.dataset_io import raw_root
-from noise_generation.errors import InputDataError
-from noise_generation.selection import add_hq_arguments, describe_tags, select_hq
-
-FILE_ENDING = ".nii.gz"
+from nnunetv2_alc.atomic_write import atomic_folder
+from nnunetv2_alc.raw_dataset import NIFTI_FILE_ENDING as FILE_ENDING, raw_root
+from nnunetv2_alc.input_errors import InputDataError
+from nnunetv2_alc.case_selection import add_hq_arguments, describe_tags, select_hq
 
 
 @dataclass(frozen=True)
@@ -64,10 +62,12 @@ class ConversionSummary:
     spacing_max: tuple[float, ...]
 
     def __str__(self) -> str:
-        ranges = ", ".join(f"{axis} {lo:.4g}..{hi:.4g}" for axis, lo, hi in zip("xyz", self.spacing_min, self.spacing_max))
+        ranges = ", ".join(f"{axis} {lo:.4g}..{hi:.4g}"
+                           for axis, lo, hi in zip("xyz", self.spacing_min, self.spacing_max))
         return "\n".join([
             f"Converted {len(self.split.train) + len(self.split.test)} cases into {self.folder}",
-            f"Split: {len(self.split.train)} train (imagesTr), {len(self.split.test)} test (imagesTs); {self.split.source}",
+            f"Split: {len(self.split.train)} train (imagesTr), {len(self.split.test)} test (imagesTs); "
+            f"{self.split.source}",
             f"Spacing range (mm): {ranges}",
             f"Tags: {describe_tags(self.tags)}",
         ])
@@ -89,12 +89,16 @@ def target_folder(name: str, dataset_id: int, overwrite: bool) -> Path:
 
 
 def _write_case(case: str, data: CaseData, folder: Path, subset: str) -> tuple[float, ...]:
-    """Check one case and write it as ``images<subset>/<case>_0000`` and ``labels<subset>/<case>``; returns its spacing."""
+    """Check one case and write it as ``images<subset>/<case>_0000`` and ``labels<subset>/<case>``.
+
+    Returns its spacing.
+    """
     if data.image.GetDimension() != 3 or data.image.GetNumberOfComponentsPerPixel() != 1:
         raise InputDataError(f"image {data.image_source} must be a 3D single-channel volume")
     problem = grid_mismatch(data.image, data.label)
     if problem:
-        raise InputDataError(f"label {data.label_source} does not match the grid of image {data.image_source}: {problem}")
+        raise InputDataError(f"label {data.label_source} does not match the grid of image {data.image_source}: "
+                             f"{problem}")
     data.label.CopyInformation(data.image)  # within tolerance: give the label the image's exact geometry
     sitk.WriteImage(data.image, str(folder / f"images{subset}" / f"{case}_0000{FILE_ENDING}"), True)
     sitk.WriteImage(data.label, str(folder / f"labels{subset}" / f"{case}{FILE_ENDING}"), True)
@@ -126,7 +130,8 @@ def convert_cases(
             except InputDataError as error:
                 errors.append(f"{case}: {error}")
         if errors:
-            raise InputDataError(f"{len(errors)} case(s) could not be converted, nothing was written: {' | '.join(errors)}")
+            raise InputDataError(f"{len(errors)} case(s) could not be converted, nothing was written: "
+                                 f"{' | '.join(errors)}")
         generate_dataset_json(
             str(folder), {0: spec.channel_name}, dict(spec.labels), len(split.train), FILE_ENDING,
             dataset_name=target.name, description=spec.description, reference=spec.reference,

@@ -13,9 +13,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
-from noise_generation.dataset_io import save_json
-from noise_generation.errors import InputDataError
-from noise_generation.selection import count_for_fraction, draw_cases, read_case_list
+from nnunetv2_alc.raw_dataset import save_json
+from nnunetv2_alc.input_errors import InputDataError
+from nnunetv2_alc.case_selection import count_for_fraction, draw_cases, read_case_list
 
 SPLIT_JSON = "split.json"
 
@@ -39,7 +39,8 @@ def split_from_lists(
         listed[name] = {normalize(entry) for entry in read_case_list(path)}
         unknown = sorted(listed[name] - cases)
         if unknown:
-            raise InputDataError(f"{path} names {len(unknown)} case(s) not found in the input: {', '.join(unknown[:10])}")
+            raise InputDataError(f"{path} names {len(unknown)} case(s) not found in the input: "
+                                 f"{', '.join(unknown[:10])}")
     both = sorted(listed["train"] & listed["test"])
     if both:
         raise InputDataError(f"{train_file} and {test_file} both list {', '.join(both[:10])}")

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from noise_generation.errors import InputDataError
+from nnunetv2_alc.input_errors import InputDataError
 
 SPACING_RTOL = 1e-3
 ORIGIN_TOL_IN_SPACINGS = 0.1

@@ -23,7 +23,8 @@ from nnunetv2.training.dataloading.data_loader import nnUNetDataLoader
 
 def rank_slice(global_batch_size: int, world_size: int, rank: int) -> slice:
     """The positions of the global batch that ``rank`` loads, following nnU-Net's DDP batch split."""
-    sizes = [global_batch_size // world_size + (1 if r < global_batch_size % world_size else 0) for r in range(world_size)]
+    sizes = [global_batch_size // world_size + (1 if r < global_batch_size % world_size else 0)
+             for r in range(world_size)]
     start = sum(sizes[:rank])
     return slice(start, start + sizes[rank])
 
@@ -83,5 +84,6 @@ class HQLQDataLoader(nnUNetDataLoader):
 
     def get_indices(self):
         lq = np.random.choice(self.lq_keys, self.num_lq, replace=True) if self.num_lq else []
-        hq = np.random.choice(self.hq_keys, self.batch_size - self.num_lq, replace=True) if self.batch_size > self.num_lq else []
+        num_hq = self.batch_size - self.num_lq
+        hq = np.random.choice(self.hq_keys, num_hq, replace=True) if num_hq > 0 else []
         return [str(k) for k in lq] + [str(k) for k in hq]

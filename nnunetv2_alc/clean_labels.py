@@ -21,14 +21,14 @@ from batchgenerators.utilities.file_and_folder_operations import join, load_json
 from nnunetv2.training.dataloading.nnunet_dataset import nnUNetDatasetBlosc2
 from tqdm import tqdm
 
-CLEAN_FOLDER = "labelsTr_clean"
+from nnunetv2_alc.raw_dataset import CLEAN_LABELS_TR
 
 
 def clean_label_files(raw_dataset_folder: str | None, case_ids, file_ending: str) -> dict[str, str]:
     """``case -> clean label file`` for the cases that have one; empty when there is no ``labelsTr_clean``."""
     if not raw_dataset_folder:
         return {}
-    folder = join(raw_dataset_folder, CLEAN_FOLDER)
+    folder = join(raw_dataset_folder, CLEAN_LABELS_TR)
     if not os.path.isdir(folder):
         return {}
     found = {case: join(folder, case + file_ending) for case in case_ids}
@@ -55,7 +55,8 @@ def build_clean_seg_cache(trainer, case_ids, clean_files: dict[str, str], cache_
     dataset = trainer.dataset_class(trainer.preprocessed_dataset_folder, missing)
     temporary = cache_folder + ".partial"
     maybe_mkdir_p(temporary)
-    for case in tqdm(missing, desc="Preprocessing clean labels for label-correction monitoring", disable=trainer.local_rank != 0):
+    for case in tqdm(missing, desc="Preprocessing clean labels for label-correction monitoring",
+                     disable=trainer.local_rank != 0):
         if case in clean_files:
             images = [join(raw_folder, "imagesTr", f"{case}_{c:04d}{file_ending}") for c in range(num_channels)]
             _, seg, _ = preprocessor.run_case(images, clean_files[case], trainer.plans_manager,
@@ -81,12 +82,5 @@ def label_agreement_counts(labels: torch.Tensor, clean: torch.Tensor, num_classe
     classes = torch.arange(1, num_classes, device=labels.device).view(-1, *([1] * labels.ndim))
     predicted, truth = labels.unsqueeze(0) == classes, clean.unsqueeze(0) == classes
     dims = tuple(range(1, labels.ndim + 1))
-    return torch.stack([(predicted & truth).sum(dims), (predicted & ~truth).sum(dims), (~predicted & truth).sum(dims)]).float()
-
-
-def dice_from_counts(counts: np.ndarray) -> float:
-    """Mean over foreground classes of 2tp / (2tp + fp + fn); NaN where a class never occurs."""
-    tp, fp, fn = counts
-    with np.errstate(invalid="ignore", divide="ignore"):
-        per_class = 2 * tp / (2 * tp + fp + fn)
-    return float(np.nanmean(per_class)) if np.isfinite(per_class).any() else float("nan")
+    counts = [(predicted & truth).sum(dims), (predicted & ~truth).sum(dims), (~predicted & truth).sum(dims)]
+    return torch.stack(counts).float()

@@ -108,7 +108,8 @@ class ALCConfig:
                 values[field.name] = _parse(field, environ[name], name)
         unknown = set(values) - {f.name for f in dataclasses.fields(cls)}
         if unknown:
-            raise ALCConfigError(f"Unknown ALC setting(s) {sorted(unknown)}; known: {[f.name for f in dataclasses.fields(cls)]}")
+            known = [f.name for f in dataclasses.fields(cls)]
+            raise ALCConfigError(f"Unknown ALC setting(s) {sorted(unknown)}; known: {known}")
         return cls(**{name: _parse(_field(cls, name), value, name) for name, value in values.items()})
 
     def batch_split(self, batch_size: int) -> tuple[int, int]:

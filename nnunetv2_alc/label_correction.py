@@ -90,7 +90,7 @@ def refine_labels(probs: Tensor, eps: float = 1e-6) -> Tensor:
 
 
 def weighted_labels(probs: Tensor, weights: Tensor) -> Tensor:
-    """argmax_c sum_j w_j Psi_j,c (Eq. 6) for given per-voxel pass weights ``(m, B, *spatial)``, int64 ``(B, *spatial)``."""
+    """argmax_c sum_j w_j Psi_j,c (Eq. 6) for per-voxel pass weights ``(m, B, *spatial)``; int64 ``(B, *spatial)``."""
     _check_probs(probs)
     if weights.shape != probs.shape[:2] + probs.shape[3:]:
         raise ValueError(f"weights must have shape (m, B, *spatial) = {tuple(probs.shape[:2] + probs.shape[3:])}, "

@@ -73,7 +73,8 @@ def require_both_qualities(case_ids: Iterable[str], tags: Mapping[str, str], wha
     return hq, lq
 
 
-def stratified_folds(case_ids: Iterable[str], tags: Mapping[str, str], n_folds: int = 5, seed: int = 12345) -> list[dict]:
+def stratified_folds(case_ids: Iterable[str], tags: Mapping[str, str], n_folds: int = 5,
+                     seed: int = 12345) -> list[dict]:
     """nnU-Net style ``splits_final.json`` content, stratified by label quality.
 
     HQ and LQ cases are shuffled separately (seeded) and dealt round-robin over the folds, so every

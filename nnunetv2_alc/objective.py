@@ -68,7 +68,8 @@ def labels_as_targets(labels: torch.Tensor, like: Outputs) -> Outputs:
     scaled = []
     for target in like:
         shape = tuple(target.shape[2:])
-        resized = as_float if shape == tuple(labels.shape[1:]) else interpolate(as_float, size=shape, mode="nearest-exact")
+        same = shape == tuple(labels.shape[1:])
+        resized = as_float if same else interpolate(as_float, size=shape, mode="nearest-exact")
         scaled.append(resized.to(target.dtype))
     return scaled
 

@@ -16,13 +16,16 @@ matplotlib.use("agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from nnunetv2.training.logging.nnunet_logger import LocalLogger  # noqa: E402
 
+from nnunetv2_alc.refinement_diagnostics import SELECTION_CHECK_KEYS  # noqa: E402
+
 LOSS_KEYS = ("L_hs", "L_ls", "L_n", "L_c")
 SELECTION_KEYS = ("lambda", "selected_fraction", "mean_uncertainty")
 QUALITY_DICE_KEYS = ("pseudo_dice_hq", "pseudo_dice_lq")
 LABEL_DICE_KEYS = ("label_dice_noisy", "label_dice_pseudo", "label_dice_refined")
 # how much Eq. 5-7 do (nnunetv2_alc.refinement_diagnostics)
 DIAGNOSTIC_KEYS = ("weight_entropy", "refined_changed_fraction", "uncertainty_std", "uncertainty_dice_rho")
-ALC_KEYS = LOSS_KEYS + SELECTION_KEYS + QUALITY_DICE_KEYS + LABEL_DICE_KEYS + DIAGNOSTIC_KEYS
+ALC_KEYS = (LOSS_KEYS + SELECTION_KEYS + QUALITY_DICE_KEYS + LABEL_DICE_KEYS + DIAGNOSTIC_KEYS
+            + SELECTION_CHECK_KEYS)
 
 
 class ALCLocalLogger(LocalLogger):
@@ -96,13 +99,15 @@ class ALCLocalLogger(LocalLogger):
         ax.set_ylim(-1.02, 1.02)
         ax.set_ylabel("refinement diagnostics")
         small_ax = ax.twinx()
-        small_ax.plot(x, log["refined_changed_fraction"][:epochs], "r-", lw=2, label="refined != pseudo (voxel fraction)")
+        small_ax.plot(x, log["refined_changed_fraction"][:epochs], "r-", lw=2,
+                      label="refined != pseudo (voxel fraction)")
         small_ax.plot(x, log["uncertainty_std"][:epochs], "y-", lw=2, label="std of U over LQ samples")
         small_ax.set_ylabel("fraction / std")
         _legend(ax, small_ax)
 
         ax = axes[4]
-        durations = [end - start for start, end in zip(log["epoch_start_timestamps"][:epochs], log["epoch_end_timestamps"][:epochs])]
+        durations = [end - start for start, end in zip(log["epoch_start_timestamps"][:epochs],
+                                                       log["epoch_end_timestamps"][:epochs])]
         ax.plot(x, durations, "b-", lw=2, label="epoch duration")
         ax.set_ylim(bottom=0)
         ax.set_ylabel("time [s]")

@@ -16,6 +16,8 @@ from nnunetv2_alc.config import ALCConfig
 
 
 class RunSettings:
+    # the method's name in tables, plots and logs; each trainer module of nnunetv2_alc.trainers sets its own
+    display_name: str = ""
     # a trainer's own defaults for ALCConfig fields (environment variables still override them)
     config_defaults: dict = {}
 

@@ -38,7 +38,7 @@ class MeanTeacher:
         ema_update_(self.network, student, ema_decay(self.step, self.max_decay))
         self.step += 1
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def stochastic_probabilities(self, images: torch.Tensor, num_passes: int, noise_std: float,
                                  noise_clip: float, chunk: int, image_channels: Optional[int] = None) -> torch.Tensor:
         """Psi_j = softmax(f_t(X + xi_j)) for j = 1..m (Eq. 3) as float32 of shape (m, B, C, *spatial).
@@ -46,7 +46,9 @@ class MeanTeacher:
         The m passes of all B samples run as batched forwards of up to ``chunk`` samples, with dropout
         active and everything else in eval mode. The noise xi goes onto the first ``image_channels``
         channels only (all when None): a cascade's previous-stage segmentation channels stay as they are.
-        The caller decides the autocast context (the training one).
+        The caller decides the autocast context (the training one). The passes run under
+        ``torch.inference_mode`` (no autograd bookkeeping); the result is an inference tensor that
+        only enters the losses as a target, never as a tensor saved for backward.
         """
         if chunk < 1:
             raise ValueError(f"chunk must be >= 1, got {chunk}")

@@ -39,8 +39,8 @@ from nnunetv2_alc.label_quality import (
     read_label_quality,
     require_both_qualities,
 )
-from noise_generation.atomic_write import atomic_folder, write_text_atomic
-from noise_generation.dataset_io import (
+from nnunetv2_alc.atomic_write import atomic_folder, write_text_atomic
+from nnunetv2_alc.raw_dataset import (
     RawDataset,
     add_dataset_argument,
     open_raw_dataset,
@@ -49,9 +49,11 @@ from noise_generation.dataset_io import (
     save_json,
     write_label,
 )
-from noise_generation.errors import InputDataError, run_cli
+from nnunetv2_alc.input_errors import InputDataError
+from nnunetv2_alc.cli_runner import run_cli
+from nnunetv2_alc.dice import label_dice  # the manifest's Dice; also imported from here
 from noise_generation.morphology import OPERATIONS, largest_nonempty_erosion_radius, perturb_mask
-from noise_generation.selection import HqList, add_hq_arguments, check_seed, describe_tags, has_hq_choice, select_hq
+from nnunetv2_alc.case_selection import HqList, add_hq_arguments, check_seed, describe_tags, has_hq_choice, select_hq
 
 DEFAULT_RADIUS = (3, 15)
 MANIFEST_CSV = "noise_manifest.csv"
@@ -85,16 +87,6 @@ def corrupt_label(label: np.ndarray, operation: str, radius: int) -> tuple[np.nd
         radius = largest_nonempty_erosion_radius(core)
         noisy = perturb_mask(core, operation, radius)
     return noisy.reshape(label.shape), radius
-
-
-def label_dice(reference: np.ndarray, other: np.ndarray) -> float:
-    """Dice of two label maps, averaged over the foreground classes in either; 1.0 if both are empty."""
-    classes = np.union1d(np.unique(reference), np.unique(other))
-    scores = []
-    for label in classes[classes != 0]:
-        a, b = reference == label, other == label
-        scores.append(2.0 * np.count_nonzero(a & b) / (np.count_nonzero(a) + np.count_nonzero(b)))
-    return float(np.mean(scores)) if scores else 1.0
 
 
 def _check_radius(radius: Sequence[int]) -> tuple[int, int]:

@@ -63,7 +63,8 @@ def _squared_distance_to_false(region: np.ndarray) -> np.ndarray:
 
 
 def _dilation_distance(mask: np.ndarray, radius: int) -> tuple[tuple[slice, ...], np.ndarray] | None:
-    """(box, squared distance to the nearest foreground voxel inside box); the box holds all voxels within ``radius``."""
+    """(box, squared distance to the nearest foreground voxel inside box); the box holds every voxel within ``radius``.
+    """
     box = bounding_box(mask, radius)
     if box is None:
         return None

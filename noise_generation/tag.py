@@ -1,7 +1,7 @@
 """``nnUNetv2_alc_tag``: write HQ/LQ tags into a raw dataset's dataset.json, leaving the labels alone.
 
 The tags go under ``"label_quality"`` ({case id: "HQ" | "LQ"} for every training case); the HQ
-cases are chosen by :func:`noise_generation.selection.select_hq`.
+cases are chosen by :func:`nnunetv2_alc.case_selection.select_hq`.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import sys
 from typing import Sequence
 
 from nnunetv2_alc.label_quality import LABEL_QUALITY_KEY
-from noise_generation.dataset_io import add_dataset_argument, open_raw_dataset
-from noise_generation.errors import run_cli
-from noise_generation.selection import HqList, add_hq_arguments, describe_tags, select_hq
+from nnunetv2_alc.raw_dataset import add_dataset_argument, open_raw_dataset
+from nnunetv2_alc.cli_runner import run_cli
+from nnunetv2_alc.case_selection import HqList, add_hq_arguments, describe_tags, select_hq
 
 
 def tag_dataset(

@@ -45,7 +45,8 @@ def workspace(tmp_path_factory):
     subprocess.run(["nnUNetv2_alc_synthetic", "-d", str(DATASET_ID), "--kind", "tiny2d", "--seed", "1"], env=env,
                    check=True, capture_output=True)
     bench("bench_accuracy.py", ["--dataset", f"10%={DATASET_ID}", "--trainers", "nnUNetTrainerHSup",
-                                "nnUNetTrainerStock", "nnUNetTrainerALC", *BUDGET, "--out", str(root / "accuracy")], env)
+                                "nnUNetTrainerStock", "nnUNetTrainerALC", *BUDGET, "--out", str(root / "accuracy")],
+          env)
     return root, env
 
 
@@ -147,6 +148,33 @@ def test_dropout_placements_are_compared_on_a_validation_dataset(workspace):
     assert bad.returncode != 0 and "--p takes one rate per placement" in bad.stderr
 
 
+def test_evidence_grid_runs_resumes_and_tests_paired(workspace):
+    root, env = workspace
+    out = root / "evidence"
+    args = ["--dataset", f"10% HQ={DATASET_ID}", "--ceiling-id", str(DATASET_ID + 2), "--seeds", "0",
+            "--trainers", "nnUNetTrainerHSup", "nnUNetTrainerALC", "--budget-check", *BUDGET, "--out", str(out)]
+    bench("bench_evidence.py", args, env)
+    runs = sorted(p.relative_to(out / "runs").as_posix() for p in (out / "runs").rglob("*.json"))
+    assert runs == ["10__HQ/seed0/nnUNetTrainerALC.json", "10__HQ/seed0/nnUNetTrainerHSup.json",
+                    "10__HQ__H_Sup__2x_epochs_/seed0/nnUNetTrainerHSup.json", "ceiling/seed0/nnUNetTrainerStock.json"]
+    twin = json.loads((root / "raw" / f"Dataset{DATASET_ID + 2}_SyntheticTiny2DClean" / "dataset.json").read_text())
+    assert set(twin["label_quality"].values()) == {"HQ"}
+    report = json.loads((out / "evidence.json").read_text())
+    assert report["finished"] == report["planned"] == 4
+    rows = report["summary"]["10% HQ"]
+    assert list(rows) == ["H-Sup", "H-Sup, 2x epochs", "ALC (ours)"]
+    paired = rows["H-Sup"]["alc_minus"]
+    assert paired["n"] == 2 and 0 <= paired["p"] <= 1  # 2 test cases x 1 seed, Wilcoxon signed-rank
+    assert rows["ALC (ours)"]["alc_minus"] is None
+    alc = json.loads((out / "runs" / "10__HQ" / "seed0" / "nnUNetTrainerALC.json").read_text())
+    assert len(alc["curves"]["selection_oracle_agreement"]) == 1 and len(alc["per_case"]) == 2
+    table = (out / "evidence.md").read_text()
+    assert "clean-label ceiling" in table and "| ALC - method |" in table and "agreement with oracle" in table
+    assert (out / "dice_by_seed.png").is_file() and (out / "label_correction.png").is_file()
+    again = bench("bench_evidence.py", args, env)  # resumes: every run is done, nothing trains
+    assert "== " not in again.stdout and "Runs finished: 4 of 4" in again.stdout
+
+
 @pytest.mark.parametrize("script, args, message", [
     ("bench_accuracy.py", ["--dataset", "961"], "--dataset takes NAME=ID"),
     ("bench_accuracy.py", ["--dataset", "a=1", "--epochs", "0"], "--epochs and --iterations must be >= 1"),
@@ -171,4 +199,9 @@ def test_cost_compares_every_trainer_with_stock_nnunet(workspace):
     assert set(report["teacher_passes"]) == {"nnUNetTrainerMeanTeacher", "nnUNetTrainerALC (m=2)"}
     assert report["teacher_passes"]["nnUNetTrainerALC (m=2)"]["passes"] == 2
     assert set(report["loaders"]) == {"nnUNetDataLoader", "HQLQDataLoader"}
-    assert "| nnUNetTrainerALC (m=2) |" in result.stdout
+    assert "| nnUNetTrainerALC (m=2) |" in result.stdout and "overhead above floor" in result.stdout
+    floor = report["floors"]["nnUNetTrainerALC (m=2)"]
+    stock, teacher = report["steps"]["nnUNetTrainer"]["median_s"], report["teacher_passes"]["nnUNetTrainerALC (m=2)"]
+    assert floor["floor_s"] == pytest.approx(stock + teacher["teacher_median_s"])
+    step = report["steps"]["nnUNetTrainerALC (m=2)"]["median_s"]
+    assert floor["overhead"] == pytest.approx(step / floor["floor_s"] - 1)

@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from nnunetv2_alc.clean_labels import clean_label_files, dice_from_counts, label_agreement_counts
+from nnunetv2_alc.clean_labels import clean_label_files, label_agreement_counts
+from nnunetv2_alc.dice import dice_from_counts
 
 
 @pytest.mark.parametrize("shape, classes", [((2, 7, 9), 2), ((3, 5, 6, 4), 3)])
@@ -24,6 +25,7 @@ def test_dice_from_counts_averages_present_classes():
 def test_clean_files_only_where_present(tmp_path):
     (tmp_path / "labelsTr_clean").mkdir()
     (tmp_path / "labelsTr_clean" / "a.nii.gz").write_bytes(b"")
-    assert clean_label_files(str(tmp_path), ["a", "b"], ".nii.gz") == {"a": str(tmp_path / "labelsTr_clean" / "a.nii.gz")}
+    expected = {"a": str(tmp_path / "labelsTr_clean" / "a.nii.gz")}
+    assert clean_label_files(str(tmp_path), ["a", "b"], ".nii.gz") == expected
     assert clean_label_files(str(tmp_path / "missing"), ["a"], ".nii.gz") == {}
     assert clean_label_files(None, ["a"], ".nii.gz") == {}

@@ -7,7 +7,8 @@ from nnunetv2_alc.config import ALCConfig, ALCConfigError
 
 def test_defaults_follow_method_md():
     c = ALCConfig()
-    assert (c.num_passes, c.k, c.alpha, c.beta, c.lambda_max, c.rampup_fraction, c.ema_decay) == (8, 0.5, 3.0, 2.0, 0.1, 0.75, 0.99)
+    defaults = (c.num_passes, c.k, c.alpha, c.beta, c.lambda_max, c.rampup_fraction, c.ema_decay)
+    assert defaults == (8, 0.5, 3.0, 2.0, 0.1, 0.75, 0.99)
     assert (c.noise_std, c.noise_clip) == (0.1, 0.2)
     assert (c.weight_ce, c.weight_dice) == (1.0, 1.0)  # nnU-Net's own CE + Dice scale
     assert c.batch_split(24) == (4, 20) and c.batch_split(12) == (2, 10) and c.batch_split(2) == (1, 1)

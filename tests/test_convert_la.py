@@ -22,7 +22,7 @@ from conversion_fixtures import (
 
 from dataset_conversion.convert_LA import convert_la
 from dataset_conversion.convert_LA import main as convert_la_main
-from noise_generation.errors import InputDataError
+from nnunetv2_alc.input_errors import InputDataError
 from noise_generation.make_noisy import make_noisy_dataset
 
 NAMES = ["0RZDK210BSMWAA6467LU", "1D7CUD1955YZPGK8XHJX", "1GU15S0GJ6PFNARO469W", "23X6SY44VT9KFHR7S7OC",

@@ -25,7 +25,7 @@ from conversion_fixtures import (
 
 from dataset_conversion.convert_NIH import convert_nih, read_dicom_series
 from dataset_conversion.convert_NIH import main as convert_nih_main
-from noise_generation.errors import InputDataError
+from nnunetv2_alc.input_errors import InputDataError
 from noise_generation.make_noisy import make_noisy_dataset
 
 NUMBERS = [1, 2, 3, 4, 5]

@@ -523,7 +523,7 @@ def test_ddp_dropout_epoch_checkpoint_dice_is_not_all_sample_dice(runs):
     """Claim 7: mean_fg_dice is not the Dice over all validation samples (skipped where the two coincide)."""
     ranks = runs[DROPOUT_CASE].require_ddp()
     hq_counts, lq_counts = _validation_counts(ranks, "hq"), _validation_counts(ranks, "lq")
-    all_samples = _pseudo_dice(*(h + l for h, l in zip(hq_counts, lq_counts)))
+    all_samples = _pseudo_dice(*(hq + lq for hq, lq in zip(hq_counts, lq_counts)))
     hq = _pseudo_dice(*hq_counts)
     if _close(all_samples, hq, 1e-3):
         pytest.skip(f"the validation data do not tell them apart: Dice of all samples {all_samples}, of HQ ones {hq}")

@@ -10,7 +10,7 @@ import pytest
 from nnunetv2_alc.demo import DemoSettings, main
 from nnunetv2_alc.demo.pipeline import check_settings
 from nnunetv2_alc.demo.workspace import Workspace
-from noise_generation.errors import InputDataError
+from nnunetv2_alc.input_errors import InputDataError
 
 
 def test_non_empty_work_folder_needs_overwrite(tmp_path, capsys):

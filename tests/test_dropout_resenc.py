@@ -1,4 +1,7 @@
-"""ALC on the ResidualEncoderUNet that nnU-Net's ResEnc M planner plans through its own CLI: dropout, training, prediction."""
+"""ALC on the ResidualEncoderUNet that nnU-Net's ResEnc M planner plans through its own CLI.
+
+Dropout placement, training and prediction.
+"""
 
 from __future__ import annotations
 
@@ -65,7 +68,8 @@ def test_dropout_on_networks_from_resenc_m_plans(workspace):
 def test_alc_trains_and_predicts_on_resenc_plans(workspace):
     root, env, _ = workspace
     train_env = {**env, "nnUNet_n_proc_DA": "0", "nnUNet_compile": "false", "ALC_NUM_EPOCHS": "1",
-                 "ALC_ITERATIONS_PER_EPOCH": "2", "ALC_VAL_ITERATIONS_PER_EPOCH": "1", "ALC_DROPOUT_PLACEMENT": "lineage"}
+                 "ALC_ITERATIONS_PER_EPOCH": "2", "ALC_VAL_ITERATIONS_PER_EPOCH": "1",
+                 "ALC_DROPOUT_PLACEMENT": "lineage"}
     run(["nnUNetv2_train", str(DATASET_ID), "3d_fullres", "0", "-tr", "nnUNetTrainerALC", "-p", PLANS,
          "-device", "cpu"], train_env)
     fold = root / "results" / DATASET / f"nnUNetTrainerALC__{PLANS}__3d_fullres" / "fold_0"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import math
 import pickle
 from fractions import Fraction
@@ -10,7 +9,6 @@ from fractions import Fraction
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
 from nnunetv2_alc.label_correction import (
     TeacherPasses,

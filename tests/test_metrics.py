@@ -9,7 +9,10 @@ from medpy.metric import binary as medpy_binary
 from scipy.ndimage import gaussian_filter
 
 from nnunetv2_alc.evaluation import multiclass_metrics, segmentation_metrics
-from nnunetv2_alc.evaluation.metrics import BOTH_EMPTY, METRIC_NAMES, ONE_EMPTY
+from nnunetv2_alc.dice import BOTH_EMPTY_DICE, ONE_EMPTY_DICE
+from nnunetv2_alc.evaluation import format_comparison_table
+from nnunetv2_alc.evaluation.metrics import BOTH_EMPTY, METRIC_NAMES, METRICS, ONE_EMPTY
+from nnunetv2_alc.evaluation.table import TABLE_METRICS, units_caption
 
 
 def medpy_reference(prediction: np.ndarray, reference: np.ndarray, spacing) -> dict[str, float]:
@@ -150,3 +153,45 @@ def test_multiclass_explicit_labels_apply_the_empty_rule() -> None:
     assert result[1]["dice"] == 1.0 and result[1]["hd95"] == 0.0
     assert result[2]["dice"] == 0.0 and math.isnan(result[2]["asd"])
     assert result[5] == dict(BOTH_EMPTY)
+
+
+def test_metric_table_drives_names_empty_values_and_headers() -> None:
+    assert METRIC_NAMES == tuple(metric.key for metric in METRICS) == ("dice", "jaccard", "hd95", "asd", "assd")
+    assert dict(BOTH_EMPTY) == {metric.key: metric.both_empty for metric in METRICS}
+    assert list(ONE_EMPTY) == list(METRIC_NAMES)
+    assert BOTH_EMPTY["dice"] == BOTH_EMPTY["jaccard"] == BOTH_EMPTY_DICE
+    assert ONE_EMPTY["dice"] == ONE_EMPTY["jaccard"] == ONE_EMPTY_DICE
+    headers = [metric.header for metric in TABLE_METRICS]
+    assert headers == ["Dice [%] ↑", "Jaccard [%] ↑", "95HD [mm] ↓", "ASD [mm] ↓"]
+    assert units_caption(TABLE_METRICS) == "Dice and Jaccard in %, distances in mm"
+    assert units_caption(METRICS[:1]) == "Dice in %"
+    assert units_caption([METRICS[0], METRICS[1], METRICS[0]]) == "Dice and Jaccard in %"
+    rng = np.random.default_rng(8)
+    assert list(segmentation_metrics(blob((8, 9), rng), blob((8, 9), rng))) == list(METRIC_NAMES)
+
+
+def test_comparison_table_text() -> None:
+    """The Markdown exactly, for a hand-made summary (one label, an undefined distance, an all-undefined one)."""
+    def stats(mean, std, n=3, n_undefined=0):
+        return {"mean": mean, "std": std, "n": n, "n_undefined": n_undefined}
+
+    summary_a = {"dice": stats(0.9123, 0.0111), "jaccard": stats(0.84, 0.02), "hd95": stats(1.234, 0.5),
+                 "asd": stats(0.456, 0.1), "assd": stats(0.4, 0.1)}
+    summary_b = {"dice": stats(0.5, 0.25), "jaccard": stats(0.4, 0.2),
+                 "hd95": stats(5.0, 1.0, n=2, n_undefined=1),
+                 "asd": stats(float("nan"), float("nan"), n=0, n_undefined=3), "assd": stats(2.0, 0.5)}
+    results = {"labels": [1], "cases": ["a", "b", "c"],
+               "methods": {"A": {"summary": {"1": summary_a}}, "B (x)": {"summary": {"1": summary_b}}}}
+    assert format_comparison_table(results) == (
+        "Mean ± std over 3 cases; Dice and Jaccard in %, distances in mm.\n"
+        "\n"
+        "| Method | Dice [%] ↑ | Jaccard [%] ↑ | 95HD [mm] ↓ | ASD [mm] ↓ |\n"
+        "|---|---:|---:|---:|---:|\n"
+        "| A | 91.23 ± 1.11 | 84.00 ± 2.00 | 1.23 ± 0.50 | 0.46 ± 0.10 |\n"
+        "| B (x) | 50.00 ± 25.00 | 40.00 ± 20.00 | 5.00 ± 1.00 (n=2) | n/a |\n"
+        "\n"
+        "(n=k): the distance is undefined (exactly one mask empty) in the other cases, which are left out of "
+        "mean and std.\n")
+    flagged = format_comparison_table(results, flagged={"B (x)": "empty prediction on every test case"})
+    assert "| B (x) | **empty prediction on every test case** | – | – | – |\n" in flagged
+    assert "| A | 91.23 ± 1.11 |" in flagged

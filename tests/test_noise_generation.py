@@ -7,11 +7,11 @@ import pytest
 from scipy import ndimage
 
 from noise_generation import perturb_mask
-from noise_generation.atomic_write import atomic_folder
-from noise_generation.errors import InputDataError
+from nnunetv2_alc.atomic_write import atomic_folder
+from nnunetv2_alc.input_errors import InputDataError
 from noise_generation.make_noisy import corrupt_label, draw_corruption, label_dice
 from noise_generation.morphology import ball_structure, largest_nonempty_erosion_radius
-from noise_generation.selection import select_hq
+from nnunetv2_alc.case_selection import select_hq
 
 
 def scipy_dilate(mask: np.ndarray, radius: int) -> np.ndarray:

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from nnunetv2_alc.label_correction import refinement_weights
-from nnunetv2_alc.refinement_diagnostics import changed_voxels, rank_correlation, spread, weight_entropy_sum
+from nnunetv2_alc.refinement_diagnostics import (SELECTION_CHECK_KEYS, changed_voxels, rank_correlation,
+                                                 selection_check, spread, weight_entropy_sum)
 
 
 @pytest.mark.parametrize("seed, m", [(0, 2), (1, 4), (2, 8)])
@@ -77,3 +78,34 @@ def test_rank_correlation_undefined_cases_and_nan_quality():
 def test_spread():
     assert spread([1.0, 3.0, float("nan")]) == pytest.approx(1.0)
     assert math.isnan(spread([]))
+
+
+def test_selection_check_against_a_float64_reference():
+    rng = np.random.default_rng(7)
+    for _ in range(20):
+        n = int(rng.integers(1, 30))
+        noisy, refined = rng.random(n), rng.random(n)
+        noisy[rng.random(n) < 0.1] = np.nan  # background-only patches: Dice undefined
+        selected = rng.random(n) < 0.5
+        got = selection_check(noisy, refined, selected)
+        rows = [(a, b, s) for a, b, s in zip(noisy.tolist(), refined.tolist(), selected.tolist()) if a == a]
+
+        def mean(values):
+            return sum(values) / len(values) if values else float("nan")
+
+        expected = {
+            "label_dice_noisy_selected": mean([a for a, _, s in rows if s]),
+            "label_dice_refined_selected": mean([b for _, b, s in rows if s]),
+            "label_dice_noisy_unselected": mean([a for a, _, s in rows if not s]),
+            "label_dice_refined_unselected": mean([b for _, b, s in rows if not s]),
+            "selection_oracle_agreement": mean([float((b > a) == s) for a, b, s in rows]),
+        }
+        assert set(got) == set(SELECTION_CHECK_KEYS)
+        for key, value in expected.items():
+            assert got[key] == pytest.approx(value, rel=1e-12, nan_ok=True), key
+
+
+def test_selection_check_with_no_sample_and_bad_shapes():
+    assert all(np.isnan(v) for v in selection_check(np.array([]), np.array([]), np.array([], bool)).values())
+    with pytest.raises(ValueError, match="shapes differ"):
+        selection_check(np.zeros(3), np.zeros(2), np.zeros(3, bool))

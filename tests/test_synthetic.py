@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from noise_generation.errors import InputDataError
+from nnunetv2_alc.input_errors import InputDataError
 from nnunetv2_alc.synthetic import PRESETS, best_threshold_dice, generate_case, main, make_synthetic_dataset
 from nnunetv2_alc.synthetic.fields import Grid
 from nnunetv2_alc.synthetic.shapes import rasterise, sample_anatomy
@@ -120,7 +120,8 @@ def test_dataset_passes_nnunet_integrity_check(tiny3d, monkeypatch):
     torch, which takes longer than the whole rest of this file)."""
     from nnunetv2.experiment_planning import verify_dataset_integrity as module
 
-    monkeypatch.setattr(module, "multiprocessing", SimpleNamespace(get_context=lambda method: SimpleNamespace(Pool=_InProcessPool)))
+    in_process = SimpleNamespace(get_context=lambda method: SimpleNamespace(Pool=_InProcessPool))
+    monkeypatch.setattr(module, "multiprocessing", in_process)
     module.verify_dataset_integrity(str(tiny3d), num_processes=1)
 
 
@@ -172,7 +173,8 @@ def test_cli_writes_a_dataset_and_reports_bad_input_in_one_line(tmp_path, capsys
     assert "Wrote" in done.stdout and "4 training cases: 1 HQ, 3 LQ" in done.stdout
     assert (tmp_path / "Dataset009_SyntheticTiny2D" / "labelsTs" / "test_000.nii.gz").is_file()
 
-    for argv, message in ((["-d", "9", "--kind", "tiny2d"], "already exists"), (["-d", "9", "--kind", "huge"], "invalid choice")):
+    for argv, message in ((["-d", "9", "--kind", "tiny2d"], "already exists"),
+                          (["-d", "9", "--kind", "huge"], "invalid choice")):
         with pytest.raises(SystemExit) as exit_info:
             main([*argv, "-o", str(tmp_path)])
         assert exit_info.value.code == 2

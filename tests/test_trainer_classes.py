@@ -39,4 +39,5 @@ def test_flags_are_checked_when_a_variant_is_defined():
         type("nnUNetTrainerBad", (nnUNetTrainerALC,), {"config_defaults": {"kappa": 1}})
     with pytest.raises(TypeError, match="unknown ALC settings"):
         type("nnUNetTrainerBadStock", (nnUNetTrainerStock,), {"config_defaults": {"num_pases": 2}})
-    assert type("nnUNetTrainerGood", (nnUNetTrainerALC,), {"config_defaults": {"k": 0.25}}).config_defaults == {"k": 0.25}
+    good = type("nnUNetTrainerGood", (nnUNetTrainerALC,), {"config_defaults": {"k": 0.25}})
+    assert good.config_defaults == {"k": 0.25}

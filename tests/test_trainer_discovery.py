@@ -4,18 +4,17 @@ import os
 import subprocess
 import sys
 
-import pytest
-
 from nnunetv2_alc.ext_trainer_path import TRAINER_FOLDER
+from nnunetv2_alc.trainer_registry import trainer_module_names
 
-TRAINERS = ["nnUNetTrainerALC", "nnUNetTrainerALC_noLS", "nnUNetTrainerALC_noLR", "nnUNetTrainerMeanTeacher",
-            "nnUNetTrainerHSup", "nnUNetTrainerHLSup"]
+TRAINERS = list(trainer_module_names())  # every nnUNetTrainer*.py of nnunetv2_alc/trainers, stock variant included
 
 
 def fresh_python(code, **env_overrides):
     env = {k: v for k, v in os.environ.items() if k != "nnUNet_extTrainer"}
     env.update(env_overrides)
-    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, encoding="utf-8", check=True).stdout.strip()
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, encoding="utf-8",
+                          check=True).stdout.strip()
 
 
 def listed_folders(**env):

@@ -1,6 +1,6 @@
 """``nnUNetv2_alc_demo``: the whole ALC job on a synthetic dataset in one command (docs/demo_and_report.md).
 
-:mod:`.pipeline` holds the steps (:func:`run_demo`), :mod:`.jobs` runs nnU-Net's commands as subprocesses
+:mod:`.pipeline` holds the steps (:func:`run_demo`), :mod:`nnunetv2_alc.jobs` runs nnU-Net's commands as subprocesses
 with a progress line, :mod:`.workspace` lays out the work folder and the subprocesses' environment.
 """
 

@@ -7,10 +7,9 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from noise_generation.errors import run_cli
-
-from nnunetv2_alc.demo.jobs import StepFailed
+from nnunetv2_alc.cli_runner import run_cli
 from nnunetv2_alc.demo.pipeline import DEFAULT_TRAINERS, DemoSettings, run_demo
+from nnunetv2_alc.jobs import StepFailed
 
 PROG = "nnUNetv2_alc_demo"
 DEFAULTS = DemoSettings(root=Path("alc_demo"))
@@ -36,7 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", choices=("cpu", "cuda"), default=DEFAULTS.device, help="default: cpu")
     parser.add_argument("--planned-network", action="store_true",
                         help="train the network as nnU-Net planned it (default: shrunk to 4..32 features for CPUs)")
-    parser.add_argument("--seed", type=int, default=DEFAULTS.seed, help="seed of the synthetic dataset (default: 0)")
+    parser.add_argument("--seed", type=int, default=DEFAULTS.seed,
+                        help="seed of the synthetic dataset and of training (ALC_SEED; default: 0)")
     return parser
 
 

@@ -15,9 +15,10 @@ from functools import partial
 from pathlib import Path
 from typing import Callable
 
-from nnunetv2_alc.demo.jobs import Job, format_seconds, run_job
 from nnunetv2_alc.demo.workspace import Workspace
 from nnunetv2_alc.evaluation import evaluate_folders, format_comparison_table
+from nnunetv2_alc.evaluation.background import background_false_positives
+from nnunetv2_alc.jobs import Job, format_seconds, run_job
 from nnunetv2_alc.report import write_label_report
 from nnunetv2_alc.report.model import parse_device
 from nnunetv2_alc.report.run import REFINED_FOLDER
@@ -25,23 +26,17 @@ from nnunetv2_alc.report.sheet import PNG_NAME
 from nnunetv2_alc.report.table import CSV_NAME, format_summary
 from nnunetv2_alc.synthetic import PRESETS
 from nnunetv2_alc.tiny_plans import shrink_network
-from noise_generation.errors import InputDataError
+from nnunetv2_alc.trainer_registry import display_name
+from nnunetv2_alc.input_errors import InputDataError
 
 DATASET_ID = 500
 CONFIGURATION = "3d_fullres"
 FOLD = "0"
 REPORT_TRAINER = "nnUNetTrainerALC"
-# H-Sup and HL-Sup are ALC's own variants, so all three follow the same ALC_* schedule (see docs)
-DEFAULT_TRAINERS = ("nnUNetTrainerHSup", "nnUNetTrainerHLSup", REPORT_TRAINER)
-METHOD_NAMES = {
-    "nnUNetTrainerHSup": "H-Sup",
-    "nnUNetTrainerHLSup": "HL-Sup",
-    "nnUNetTrainerStock": "HL-Sup (stock nnU-Net)",
-    "nnUNetTrainerMeanTeacher": "Mean Teacher",
-    "nnUNetTrainerALC_noLS": "ALC w/o LS",
-    "nnUNetTrainerALC_noLR": "ALC w/o LR",
-    REPORT_TRAINER: "ALC (ours)",
-}
+# the paper's baselines beside ALC: H-Sup (HQ only), stock nnU-Net on all labels (HL-Sup), Mean Teacher;
+# all follow the same ALC_* schedule and seed (docs/demo_and_report.md)
+DEFAULT_TRAINERS = ("nnUNetTrainerHSup", "nnUNetTrainerStock", "nnUNetTrainerMeanTeacher", REPORT_TRAINER)
+EMPTY_NOTE = "empty prediction on every test case"
 # training and test cases of the demo's tiny3d dataset (the presets' own sizes otherwise)
 DEMO_SIZES = {"tiny3d": (20, 10)}
 
@@ -75,8 +70,8 @@ class DemoSettings:
 
 
 def method_name(trainer: str) -> str:
-    """The paper's name of a trainer (Table I), else the trainer's own name."""
-    return METHOD_NAMES.get(trainer, trainer)
+    """The paper's name of a trainer (Table I: its class's ``display_name``), else the trainer's own name."""
+    return display_name(trainer)
 
 
 def check_settings(settings: DemoSettings) -> None:
@@ -129,7 +124,7 @@ def run_demo(settings: DemoSettings, out: Callable[[str], None] = partial(print,
 
     step(f"train {', '.join(method_name(t) for t in settings.trainers)} (nnUNetv2_train)")
     train_env = {**env, "ALC_NUM_EPOCHS": str(settings.epochs), "ALC_ITERATIONS_PER_EPOCH": str(settings.iterations),
-                 "ALC_VAL_ITERATIONS_PER_EPOCH": str(settings.val_iterations)}
+                 "ALC_VAL_ITERATIONS_PER_EPOCH": str(settings.val_iterations), "ALC_SEED": str(settings.seed)}
     if cpu:
         train_env["nnUNet_n_proc_DA"] = "0"  # data augmentation in the training process: no idle workers
     for trainer in settings.trainers:
@@ -146,10 +141,14 @@ def run_demo(settings: DemoSettings, out: Callable[[str], None] = partial(print,
                     work.logs / f"predict_{trainer}.log", env))
 
     step("evaluate against the clean test labels (Dice, Jaccard, 95HD, ASD)")
-    results = evaluate_folders(str(dataset / "labelsTs"),
-                               {method_name(t): str(work.predictions / t) for t in settings.trainers},
-                               num_processes=1, output_folder=str(work.evaluation), show_progress=False)
-    out("\n" + format_comparison_table(results))
+    folders = {method_name(t): str(work.predictions / t) for t in settings.trainers}
+    results = evaluate_folders(str(dataset / "labelsTs"), folders, num_processes=1, output_folder=str(work.evaluation),
+                               show_progress=False)
+    background = background_false_positives(str(dataset / "labelsTs"), folders)
+    empty = {name: EMPTY_NOTE for name, b in background.items() if b["marked"] == 0 and b["volume_ratio"] == 0}
+    table = format_comparison_table(results, flagged=empty)
+    (work.evaluation / "comparison.md").write_text(table)  # the table as printed, empty models flagged
+    out("\n" + table)
 
     step("label-quality report of the LQ training cases (nnunetv2_alc.report, as nnUNetv2_alc_report)")
     models = {t: work.results / settings.dataset_name / f"{t}__nnUNetPlans__{CONFIGURATION}" for t in settings.trainers}

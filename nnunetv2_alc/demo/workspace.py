@@ -8,7 +8,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from noise_generation.errors import InputDataError
+from nnunetv2_alc.input_errors import InputDataError
 
 
 @dataclass(frozen=True)

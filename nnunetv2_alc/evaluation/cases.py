@@ -39,8 +39,8 @@ def detect_case_format(reference_folder: str, file_ending: str | None = None) ->
             raise EvaluationInputError(
                 f"no segmentation files ({', '.join(KNOWN_FILE_ENDINGS)}) in reference folder {reference_folder}")
         if len(endings) > 1:
-            raise EvaluationInputError(
-                f"reference folder {reference_folder} mixes file endings {sorted(endings)}; choose one with --file-ending")
+            raise EvaluationInputError(f"reference folder {reference_folder} mixes file endings {sorted(endings)}; "
+                                       "choose one with --file-ending")
         file_ending = endings.pop()
     cases = list_cases(reference_folder, file_ending)
     if not cases:

@@ -17,24 +17,82 @@ both masks, which gives the same distances (up to float rounding) at a fraction 
 
 Empty masks (medpy raises for these): both empty -> ``BOTH_EMPTY`` (Dice = Jaccard = 1,
 distances 0); exactly one empty -> ``ONE_EMPTY`` (Dice = Jaccard = 0, distances NaN, i.e.
-undefined; aggregations skip and count them).
+undefined; aggregations skip and count them). Dice and Jaccard come from :mod:`nnunetv2_alc.dice`,
+whose empty-mask rule this is.
+
+``METRICS`` declares every metric once: its key (JSON key, CSV column), table header, unit, its
+values for empty masks and how it is computed. ``METRIC_NAMES``, ``BOTH_EMPTY``, ``ONE_EMPTY``, the
+dict of :func:`segmentation_metrics`, the CSV columns and the comparison table all derive from it,
+so adding a metric is one entry there.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from functools import cached_property
 from types import MappingProxyType
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 from scipy.spatial import cKDTree
 
 from nnunetv2_alc.bounding_box import bounding_box
+from nnunetv2_alc.dice import BOTH_EMPTY_DICE, ONE_EMPTY_DICE, dice_score, jaccard_score
 
-METRIC_NAMES: tuple[str, ...] = ("dice", "jaccard", "hd95", "asd", "assd")
+NAN = float("nan")
 
-BOTH_EMPTY: Mapping[str, float] = MappingProxyType(
-    {"dice": 1.0, "jaccard": 1.0, "hd95": 0.0, "asd": 0.0, "assd": 0.0})
-ONE_EMPTY: Mapping[str, float] = MappingProxyType(
-    {"dice": 0.0, "jaccard": 0.0, "hd95": float("nan"), "asd": float("nan"), "assd": float("nan")})
+
+@dataclass(frozen=True, eq=False)
+class MaskComparison:
+    """What the metrics of one prediction against its reference are computed from (both masks non-empty)."""
+
+    tp: int  # |P ∩ R|
+    fp: int  # |P \ R|
+    fn: int  # |R \ P|
+    pred_to_ref: np.ndarray  # d(P -> R) in mm, one value per surface voxel of P
+    ref_to_pred: np.ndarray  # d(R -> P) in mm, one value per surface voxel of R
+
+    @cached_property
+    def pooled(self) -> np.ndarray:
+        """``d(P -> R)`` and ``d(R -> P)`` together."""
+        return np.concatenate((self.pred_to_ref, self.ref_to_pred))
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One metric: how it is named, shown, computed, and what it is for empty masks."""
+
+    key: str  # key in the result dicts and JSON, column of the CSV
+    name: str  # short name in the comparison table
+    unit: str  # unit in the comparison table
+    scale: float  # table value = scale * value (e.g. 100 for fractions shown in %)
+    higher_is_better: bool  # arrow in the table header
+    both_empty: float  # value when prediction and reference are both empty
+    one_empty: float  # value when exactly one is empty (NaN: undefined, left out of mean and std)
+    compute: Callable[[MaskComparison], float] = field(repr=False)  # value when both are non-empty
+    distance: bool = False  # a surface distance (the table caption groups these as "distances")
+    in_table: bool = True  # a column of the comparison table
+
+    @property
+    def header(self) -> str:
+        """Column header of the comparison table, e.g. ``Dice [%] ↑``."""
+        return f"{self.name} [{self.unit}] {'↑' if self.higher_is_better else '↓'}"
+
+
+METRICS: tuple[Metric, ...] = (
+    Metric("dice", "Dice", "%", 100.0, True, BOTH_EMPTY_DICE, ONE_EMPTY_DICE,
+           lambda c: dice_score(c.tp, c.fp, c.fn)),
+    Metric("jaccard", "Jaccard", "%", 100.0, True, BOTH_EMPTY_DICE, ONE_EMPTY_DICE,
+           lambda c: jaccard_score(c.tp, c.fp, c.fn)),
+    Metric("hd95", "95HD", "mm", 1.0, False, 0.0, NAN, lambda c: np.percentile(c.pooled, 95), distance=True),
+    Metric("asd", "ASD", "mm", 1.0, False, 0.0, NAN, lambda c: c.pred_to_ref.mean(), distance=True),
+    Metric("assd", "ASSD", "mm", 1.0, False, 0.0, NAN, lambda c: c.pooled.mean(), distance=True, in_table=False),
+)
+"""Every metric, in the order of the result dicts, the CSV columns and the table columns."""
+
+METRIC_NAMES: tuple[str, ...] = tuple(metric.key for metric in METRICS)
+
+BOTH_EMPTY: Mapping[str, float] = MappingProxyType({metric.key: metric.both_empty for metric in METRICS})
+ONE_EMPTY: Mapping[str, float] = MappingProxyType({metric.key: metric.one_empty for metric in METRICS})
 
 
 def segmentation_metrics(prediction: np.ndarray, reference: np.ndarray,
@@ -69,20 +127,14 @@ def segmentation_metrics(prediction: np.ndarray, reference: np.ndarray,
     n_pred, n_ref = np.count_nonzero(pred), np.count_nonzero(ref)
     if n_pred == 0 or n_ref == 0:
         return dict(ONE_EMPTY)
-    n_both = np.count_nonzero(pred & ref)
+    n_both = int(np.count_nonzero(pred & ref))
 
     pred_surface = _surface_points(pred, spacing_mm)
     ref_surface = _surface_points(ref, spacing_mm)
-    pred_to_ref = cKDTree(ref_surface).query(pred_surface)[0]
-    ref_to_pred = cKDTree(pred_surface).query(ref_surface)[0]
-    pooled = np.concatenate((pred_to_ref, ref_to_pred))
-    return {
-        "dice": float(2 * n_both / (n_pred + n_ref)),
-        "jaccard": float(n_both / (n_pred + n_ref - n_both)),
-        "hd95": float(np.percentile(pooled, 95)),
-        "asd": float(pred_to_ref.mean()),
-        "assd": float(pooled.mean()),
-    }
+    comparison = MaskComparison(tp=n_both, fp=int(n_pred) - n_both, fn=int(n_ref) - n_both,
+                                pred_to_ref=cKDTree(ref_surface).query(pred_surface)[0],
+                                ref_to_pred=cKDTree(pred_surface).query(ref_surface)[0])
+    return {metric.key: float(metric.compute(comparison)) for metric in METRICS}
 
 
 def multiclass_metrics(prediction: np.ndarray, reference: np.ndarray,

@@ -1,19 +1,20 @@
 """The comparison table in the layout of the paper's Table I, as Markdown."""
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
-COLUMNS: tuple[tuple[str, str, float], ...] = (
-    ("dice", "Dice [%] ↑", 100.0),
-    ("jaccard", "Jaccard [%] ↑", 100.0),
-    ("hd95", "95HD [mm] ↓", 1.0),
-    ("asd", "ASD [mm] ↓", 1.0),
-)
-"""(metric, column header, scale) of each column after the method name."""
+from nnunetv2_alc.evaluation.metrics import METRICS, Metric
+
+TABLE_METRICS: tuple[Metric, ...] = tuple(metric for metric in METRICS if metric.in_table)
+"""The metrics shown, one column each after the method name (header ``Metric.header``), in the order of
+``METRICS``."""
 
 
-def format_comparison_table(results: Mapping[str, Any]) -> str:
+def format_comparison_table(results: Mapping[str, Any], flagged: Mapping[str, str] | None = None) -> str:
     """Markdown table(s) of ``evaluate_folders`` results: methods as rows, mean ± std per metric.
+
+    ``flagged`` maps a method to a note shown instead of its numbers (e.g. a model whose predictions are
+    empty on every case, whose "Dice 0" would read as a result).
 
     One table per evaluated label (a heading names the label when there are several).
     A cell whose metric was undefined in some cases (exactly one mask empty) shows the number
@@ -21,18 +22,22 @@ def format_comparison_table(results: Mapping[str, Any]) -> str:
     """
     labels = [str(label) for label in results["labels"]]
     methods: Mapping[str, Any] = results["methods"]
-    lines = [f"Mean ± std over {len(results['cases'])} cases; Dice and Jaccard in %, distances in mm."]
+    lines = [f"Mean ± std over {len(results['cases'])} cases; {units_caption(TABLE_METRICS)}."]
     for label in labels:
         lines.append("")
         if len(labels) > 1:
             lines += [f"### Label {label}", ""]
-        lines.append("| Method | " + " | ".join(header for _, header, _ in COLUMNS) + " |")
-        lines.append("|---|" + "---:|" * len(COLUMNS))
+        lines.append("| Method | " + " | ".join(metric.header for metric in TABLE_METRICS) + " |")
+        lines.append("|---|" + "---:|" * len(TABLE_METRICS))
         for name, method in methods.items():
-            cells = [_cell(method["summary"][label][metric], scale) for metric, _, scale in COLUMNS]
+            if flagged and name in flagged:
+                lines.append(f"| {name} | " + " | ".join([f"**{flagged[name]}**"] + ["–"] * (len(TABLE_METRICS) - 1))
+                             + " |")
+                continue
+            cells = [_cell(method["summary"][label][metric.key], metric.scale) for metric in TABLE_METRICS]
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    if any(method["summary"][label][metric]["n_undefined"]
-           for method in methods.values() for label in labels for metric, _, _ in COLUMNS):
+    if any(method["summary"][label][metric.key]["n_undefined"]
+           for method in methods.values() for label in labels for metric in TABLE_METRICS):
         lines += ["", "(n=k): the distance is undefined (exactly one mask empty) in the other cases, "
                       "which are left out of mean and std."]
     return "\n".join(lines) + "\n"
@@ -44,3 +49,22 @@ def _cell(stats: Mapping[str, float | int], scale: float) -> str:
         return "n/a"
     text = f"{stats['mean'] * scale:.2f} ± {stats['std'] * scale:.2f}"
     return text + (f" (n={stats['n']})" if stats["n_undefined"] else "")
+
+
+def units_caption(metrics: Sequence[Metric]) -> str:
+    """The units of the table, e.g. ``Dice and Jaccard in %, distances in mm``.
+
+    Metrics are grouped by unit in order of appearance; distance metrics are named "distances".
+    """
+    by_unit: dict[str, list[str]] = {}
+    for metric in metrics:
+        names = by_unit.setdefault(metric.unit, [])
+        name = "distances" if metric.distance else metric.name
+        if name not in names:
+            names.append(name)
+    return ", ".join(f"{_enumerate(names)} in {unit}" for unit, names in by_unit.items())
+
+
+def _enumerate(names: list[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]

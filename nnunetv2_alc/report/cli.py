@@ -7,8 +7,8 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-from noise_generation.dataset_io import add_dataset_argument
-from noise_generation.errors import run_cli
+from nnunetv2_alc.raw_dataset import add_dataset_argument
+from nnunetv2_alc.cli_runner import run_cli
 
 from nnunetv2_alc.report.model import TEACHER_CHECKPOINT, parse_device, parse_fold
 from nnunetv2_alc.report.run import REFINED_FOLDER, write_label_report
@@ -33,7 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"checkpoint file in the fold folder (default: {TEACHER_CHECKPOINT})")
     parser.add_argument("-o", "--output", default="alc_label_report",
                         help="output folder (default: ./alc_label_report)")
-    parser.add_argument("--num-passes", type=int, help="m, stochastic passes per case (default: the training's m, saved in the checkpoint)")
+    parser.add_argument("--num-passes", type=int,
+                        help="m, stochastic passes per case (default: the training's m, saved in the checkpoint)")
     parser.add_argument("--worst", type=int, default=6, help="cases on the PNG sheet (default: 6; 0: no sheet)")
     parser.add_argument("-device", choices=("cpu", "cuda"), help="device (default: cuda if available, else cpu)")
     parser.add_argument("--seed", type=int, default=0, help="seed of noise and dropout (default: 0)")

@@ -10,8 +10,8 @@ import torch
 from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
 
 from nnunetv2_alc.config import ALCConfig
-from noise_generation.dataset_io import RawDataset
-from noise_generation.errors import InputDataError
+from nnunetv2_alc.raw_dataset import RawDataset
+from nnunetv2_alc.input_errors import InputDataError
 
 TEACHER_CHECKPOINT = "checkpoint_final_teacher.pth"
 STUDENT_CHECKPOINT = "checkpoint_final.pth"
@@ -53,8 +53,9 @@ def checkpoint_path(model_folder: str | Path, fold: int | str, checkpoint: str) 
     path = fold_folder / checkpoint
     if not path.is_file():
         found = sorted(p.name for p in fold_folder.glob("*.pth")) or ["none"]
-        hint = (f" {TEACHER_CHECKPOINT} is written at the end of training by the trainers with a teacher "
-                "(nnUNetTrainerALC and its variants); -chk checkpoint_final.pth uses the student instead."
+        hint = (f" {TEACHER_CHECKPOINT} is written at the end of training (beside every checkpoint) by the "
+                "trainers with a teacher (nnUNetTrainerALC and its variants); -chk checkpoint_final.pth uses the "
+                "student instead."
                 if checkpoint == TEACHER_CHECKPOINT else "")
         raise InputDataError(f"checkpoint {path} does not exist (checkpoints there: {', '.join(found)}).{hint}")
     return path

@@ -19,8 +19,8 @@ from nnunetv2_alc.report.passes import make_stochastic, pass_probabilities
 from nnunetv2_alc.report.scoring import CaseScore, rank, refine_and_score, score_case
 from nnunetv2_alc.report.sheet import PNG_NAME, SheetRow, draw_worst_cases
 from nnunetv2_alc.report.table import write_report_csv
-from noise_generation.dataset_io import RawDataset, open_raw_dataset, read_label, write_label
-from noise_generation.errors import InputDataError
+from nnunetv2_alc.raw_dataset import RawDataset, open_raw_dataset, read_label, write_label
+from nnunetv2_alc.input_errors import InputDataError
 
 REFINED_FOLDER = "refined_labels"
 

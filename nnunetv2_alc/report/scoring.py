@@ -9,8 +9,8 @@ from typing import Optional
 import numpy as np
 import torch
 
+from nnunetv2_alc.dice import label_dice
 from nnunetv2_alc.label_correction import refine_labels, sample_uncertainty
-from noise_generation.make_noisy import label_dice
 
 # voxels per slab: bounds the float32 temporaries of refine_labels / sample_uncertainty to a few of
 # m * C * SLAB_VOXELS * 4 bytes, whatever the image size

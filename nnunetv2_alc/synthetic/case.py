@@ -17,7 +17,8 @@ def case_rng(seed: int, split: str, index: int) -> np.random.Generator:
     return np.random.default_rng([seed, SPLITS.index(split), index])
 
 
-def generate_case(preset: Preset, seed: int, split: str, index: int, num_classes: int = 1) -> tuple[np.ndarray, np.ndarray]:
+def generate_case(preset: Preset, seed: int, split: str, index: int,
+                  num_classes: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """``(image float32, label uint8)`` in array order (z, y, x).
 
     Label 1 is the target; with ``num_classes=2`` the neighbouring structure is label 2. The image does

@@ -8,8 +8,8 @@ import time
 from pathlib import Path
 from typing import NoReturn, Sequence
 
-from noise_generation.dataset_io import DATASET_JSON
-from noise_generation.errors import run_cli
+from nnunetv2_alc.raw_dataset import DATASET_JSON
+from nnunetv2_alc.cli_runner import run_cli
 from noise_generation.make_noisy import MANIFEST_JSON, summarize
 
 from .dataset import make_synthetic_dataset

@@ -8,11 +8,11 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from noise_generation.atomic_write import atomic_folder
-from noise_generation.dataset_io import DATASET_JSON, save_json
-from noise_generation.errors import InputDataError
+from nnunetv2_alc.atomic_write import atomic_folder
+from nnunetv2_alc.raw_dataset import DATASET_JSON, raw_root, save_json
+from nnunetv2_alc.input_errors import InputDataError
 from noise_generation.make_noisy import make_noisy_dataset
-from noise_generation.selection import check_seed, select_hq
+from nnunetv2_alc.case_selection import check_seed, select_hq
 
 from .case import generate_case
 from .presets import PRESETS, Preset
@@ -49,7 +49,7 @@ def make_synthetic_dataset(
     The dataset goes to ``output_root`` (default: ``$nnUNet_raw``). An existing dataset with this id
     is an error unless ``overwrite``, which replaces every ``DatasetXXX_*`` folder with the same id.
     The dataset is built in a hidden folder beside its target and moved into place only when complete.
-    Bad arguments raise :class:`~noise_generation.errors.InputDataError` before anything is written.
+    Bad arguments raise :class:`~nnunetv2_alc.cli_runner.InputDataError` before anything is written.
     """
     preset = _preset(kind)
     num_train = preset.num_train if num_train is None else num_train
@@ -101,14 +101,16 @@ def _preset(kind: str) -> Preset:
     return PRESETS[kind]
 
 
-def _check(dataset_id: int, num_train: int, num_test: int, radius: tuple[int, ...], num_classes: int, seed: int) -> None:
+def _check(dataset_id: int, num_train: int, num_test: int, radius: tuple[int, ...], num_classes: int,
+           seed: int) -> None:
     check_seed(seed)
     problems = [
         (not 1 <= dataset_id <= 999, f"the dataset id must be in 1..999, got {dataset_id}"),
         (num_train < 2, f"num_train must be at least 2 (one HQ and one LQ case), got {num_train}"),
         (num_test < 0, f"num_test must be at least 0, got {num_test}"),
         (num_classes not in (1, 2), f"num_classes must be 1 or 2, got {num_classes}"),
-        (len(radius) != 2 or not 0 <= radius[0] <= radius[1], f"radius must be (MIN, MAX) with 0 <= MIN <= MAX, got {radius}"),
+        (len(radius) != 2 or not 0 <= radius[0] <= radius[1],
+         f"radius must be (MIN, MAX) with 0 <= MIN <= MAX, got {radius}"),
     ]
     for failed, message in problems:
         if failed:
@@ -118,7 +120,4 @@ def _check(dataset_id: int, num_train: int, num_test: int, radius: tuple[int, ..
 def _output_root(output_root: str | os.PathLike | None) -> Path:
     if output_root is not None:
         return Path(output_root)
-    raw = os.environ.get("nnUNet_raw")
-    if not raw:
-        raise SyntheticDatasetError("nnUNet_raw is not set; set it or pass an output folder (-o)")
-    return Path(raw)
+    return raw_root()

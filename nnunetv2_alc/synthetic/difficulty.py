@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from nnunetv2_alc.dice import dice_score
+
 
 def best_threshold_dice(image: np.ndarray, mask: np.ndarray) -> tuple[float, float]:
     """``(dice, threshold)`` of the best rule ``image >= threshold`` against the boolean ``mask``.
@@ -14,7 +16,7 @@ def best_threshold_dice(image: np.ndarray, mask: np.ndarray) -> tuple[float, flo
     """
     order = np.argsort(image, axis=None)[::-1]
     true_positives = np.cumsum(mask.ravel()[order], dtype=np.int64)
-    predicted = np.arange(1, order.size + 1)
-    dice = 2.0 * true_positives / (predicted + int(mask.sum()))
+    predicted = np.arange(1, order.size + 1)  # never empty, so an empty mask scores 0 everywhere
+    dice = dice_score(true_positives, predicted - true_positives, int(mask.sum()) - true_positives)
     best = int(np.argmax(dice))
     return float(dice[best]), float(image.ravel()[order[best]])

@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-FILE_ENDING = ".nii.gz"
+from nnunetv2_alc.raw_dataset import NIFTI_FILE_ENDING as FILE_ENDING
+
 CHANNEL = "0000"
 SUBFOLDERS = ("imagesTr", "labelsTr", "imagesTs", "labelsTs")
 LABEL_NAMES = ("background", "target", "second")
@@ -20,7 +21,8 @@ def write_volume(array: np.ndarray, spacing: tuple[float, float, float], path: P
     sitk.WriteImage(image, str(path), useCompression=True)
 
 
-def write_case(folder: Path, split: str, case_id: str, image: np.ndarray, label: np.ndarray, spacing: tuple[float, float, float]) -> None:
+def write_case(folder: Path, split: str, case_id: str, image: np.ndarray, label: np.ndarray,
+               spacing: tuple[float, float, float]) -> None:
     """Write one case's image (``<case>_0000``) and label into the ``Tr`` or ``Ts`` folders."""
     suffix = "Tr" if split == "train" else "Ts"
     write_volume(image, spacing, folder / f"images{suffix}" / f"{case_id}_{CHANNEL}{FILE_ENDING}")

@@ -25,7 +25,6 @@ from batchgenerators.dataloading.single_threaded_augmenter import SingleThreaded
 from batchgenerators.utilities.file_and_folder_operations import isfile, join, save_json
 from torch import Tensor, autocast
 from torch import distributed as dist
-from torch._dynamo import OptimizedModule
 
 from nnunetv2.training.dataloading.nnunet_dataset import infer_dataset_class
 from nnunetv2.training.loss.deep_supervision import DeepSupervisionWrapper
@@ -37,9 +36,9 @@ from nnunetv2.paths import nnUNet_raw
 from nnunetv2.utilities.helpers import dummy_context
 
 from nnunetv2_alc.batch_composition import HQLQDataLoader, foreground_plan, local_composition
-from nnunetv2_alc.clean_labels import (build_clean_seg_cache, clean_label_files, dice_from_counts,
-                                       label_agreement_counts)
+from nnunetv2_alc.clean_labels import build_clean_seg_cache, clean_label_files, label_agreement_counts
 from nnunetv2_alc.config import ALCConfigError
+from nnunetv2_alc.dice import dice_from_counts, mean_present_dice
 from nnunetv2_alc.dropout import add_dropout
 from nnunetv2_alc.label_correction import TeacherPasses, WindowedSelector, consistency_loss, select_most_certain
 from nnunetv2_alc.label_quality import (LQ, LabelQualityError, check_cases_tagged, read_label_quality,
@@ -47,8 +46,8 @@ from nnunetv2_alc.label_quality import (LQ, LabelQualityError, check_cases_tagge
 from nnunetv2_alc.objective import (full_resolution, global_share, labels_as_targets, rampup_weight, subset,
                                     subset_loss, zero_term)
 from nnunetv2_alc.progress import ALCLocalLogger, DIAGNOSTIC_KEYS, LABEL_DICE_KEYS, LOSS_KEYS
-from nnunetv2_alc.refinement_diagnostics import (changed_voxels, rank_correlation, spread,
-                                                 weight_entropy_sum)
+from nnunetv2_alc.refinement_diagnostics import (SELECTION_CHECK_KEYS, changed_voxels, rank_correlation,
+                                                 selection_check, spread, weight_entropy_sum)
 from nnunetv2_alc.run_settings import RunSettings
 from nnunetv2_alc.teacher import MeanTeacher, unwrap_model
 
@@ -59,6 +58,7 @@ FLAGS = ("select_lq", "train_on_lq", "tags_as_hq")
 
 
 class nnUNetTrainerALC(RunSettings, nnUNetTrainer):
+    display_name = "ALC (ours)"  # in tables, plots and logs
     # rank LQ samples by uncertainty (Eq. 7); False trains every LQ sample on the corrected label (ALC w/o LS)
     select_lq = True
     # False: LQ cases leave the training split (H-Sup)
@@ -76,8 +76,8 @@ class nnUNetTrainerALC(RunSettings, nnUNetTrainer):
                  device: torch.device = torch.device("cuda")):
         super().__init__(plans, configuration, fold, dataset_json, device)  # RunSettings: self.alc, schedule
         if self.label_manager.has_regions or self.label_manager.has_ignore_label:
-            raise NotImplementedError(f"{type(self).__name__} supports plain multi-class labels only; this dataset uses "
-                                      "regions or an ignore label. Use the stock nnUNetTrainer for it.")
+            raise NotImplementedError(f"{type(self).__name__} supports plain multi-class labels only; this dataset "
+                                      "uses regions or an ignore label. Use the stock nnUNetTrainer for it.")
         dataset_json_file = join(self.preprocessed_dataset_folder_base or "<preprocessed folder>", "dataset.json")
         self.label_quality = read_label_quality(dataset_json, dataset_json_file)
         self.logger.local_logger = ALCLocalLogger()
@@ -111,7 +111,8 @@ class nnUNetTrainerALC(RunSettings, nnUNetTrainer):
             self.global_num_hq, self.global_num_lq = global_batch, 0
         world, rank = self._world()
         self.local_num_lq, _ = local_composition(self.global_num_hq, self.global_num_lq, world, rank)
-        self.lq_offset = sum(local_composition(self.global_num_hq, self.global_num_lq, world, r)[0] for r in range(rank))
+        self.lq_offset = sum(local_composition(self.global_num_hq, self.global_num_lq, world, r)[0]
+                             for r in range(rank))
         self.teacher_chunk = self.alc.teacher_chunk or self.batch_size  # this rank's batch
         self.image_channels = self.num_input_channels - (len(self.label_manager.foreground_labels)
                                                          if self.is_cascaded else 0)
@@ -122,7 +123,8 @@ class nnUNetTrainerALC(RunSettings, nnUNetTrainer):
         mode = "per-batch top-k" if self.alc.uses_batch_selection(self.global_num_lq) else "windowed rank"
         teacher = (f"EMA, {self.alc.num_passes} passes in chunks of {self.teacher_chunk}" if self.teacher else "none")
         self.print_to_log_file(
-            f"Batch composition: {self.global_num_lq} LQ + {self.global_num_hq} HQ samples (global batch {global_batch}), "
+            f"Batch composition: {self.global_num_lq} LQ + {self.global_num_hq} HQ samples "
+            f"(global batch {global_batch}), "
             f"foreground forced within each group; LQ targets: {self._lq_target_name()}; "
             f"selection: {mode if self.select_lq and self.global_num_lq else 'off'}; teacher: {teacher}; "
             f"dropout: {self.alc.dropout_placement} p={self.alc.dropout_p} at {dropout_points} points (training only)",
@@ -170,7 +172,8 @@ class nnUNetTrainerALC(RunSettings, nnUNetTrainer):
         """nnU-Net's split, except that a new ``splits_final.json`` is stratified by label quality."""
         splits_file = join(self.preprocessed_dataset_folder_base, "splits_final.json")
         if self.fold != "all" and not isfile(splits_file) and self.local_rank == 0:
-            identifiers = infer_dataset_class(self.preprocessed_dataset_folder).get_identifiers(self.preprocessed_dataset_folder)
+            folder = self.preprocessed_dataset_folder
+            identifiers = infer_dataset_class(folder).get_identifiers(folder)
             check_cases_tagged(self.label_quality, identifiers, "dataset.json")
             self.print_to_log_file("Creating a 5-fold split stratified by label quality (HQ/LQ)...")
             save_json(stratified_folds(identifiers, self.label_quality), splits_file)
@@ -183,7 +186,13 @@ class nnUNetTrainerALC(RunSettings, nnUNetTrainer):
         return tr_keys, val_keys
 
     def get_dataloaders(self):
-        """nnU-Net's loaders, composing every batch of LQ and HQ samples (validation batches too)."""
+        """nnU-Net's loaders, composing every batch of LQ and HQ samples (validation batches too).
+
+        This re-lists ``nnUNetTrainer.get_dataloaders`` (nnU-Net has no hook for the loader class);
+        ``tests/test_nnunet_drift.py`` fails when nnU-Net's version of it changes.
+        """
+        if self.dataset_class is None:
+            self.dataset_class = infer_dataset_class(self.preprocessed_dataset_folder)
         dataset_tr, dataset_val = self.get_tr_and_val_datasets()
         tr_keys = list(dataset_tr.identifiers)
         what = f"The training cases of fold {self.fold}"
@@ -201,9 +210,12 @@ class nnUNetTrainerALC(RunSettings, nnUNetTrainer):
 
         patch_size = self.configuration_manager.patch_size
         ds_scales = self._get_deep_supervision_scales()
-        rotation, dummy_2d, initial_patch_size, mirror_axes = self.configure_rotation_dummyDA_mirroring_and_inital_patch_size()
-        label_kwargs = dict(is_cascaded=self.is_cascaded, foreground_labels=self.label_manager.foreground_labels,
-                            regions=None, ignore_label=None)
+        rotation, dummy_2d, initial_patch_size, mirror_axes = \
+            self.configure_rotation_dummyDA_mirroring_and_inital_patch_size()
+        labels = self.label_manager  # regions and ignore labels are refused in __init__
+        label_kwargs = dict(is_cascaded=self.is_cascaded, foreground_labels=labels.foreground_labels,
+                            regions=labels.foreground_regions if labels.has_regions else None,
+                            ignore_label=labels.ignore_label)
         tr_transforms = self.get_training_transforms(patch_size, rotation, ds_scales, mirror_axes, dummy_2d,
                                                      use_mask_for_norm=self.configuration_manager.use_mask_for_norm,
                                                      **label_kwargs)
@@ -217,7 +229,8 @@ class nnUNetTrainerALC(RunSettings, nnUNetTrainer):
             return SingleThreadedAugmenter(dl_tr, None), SingleThreadedAugmenter(dl_val, None)
         pin = self.device.type == "cuda"
         mt_train = NonDetMultiThreadedAugmenter(dl_tr, None, workers, max(6, workers // 2), None, pin, 0.002)
-        mt_val = NonDetMultiThreadedAugmenter(dl_val, None, max(1, workers // 2), max(3, workers // 4), None, pin, 0.002)
+        mt_val = NonDetMultiThreadedAugmenter(dl_val, None, max(1, workers // 2), max(3, workers // 4), None, pin,
+                                              0.002)
         next(mt_train), next(mt_val)  # start the workers
         return mt_train, mt_val
 
@@ -244,8 +257,9 @@ class nnUNetTrainerALC(RunSettings, nnUNetTrainer):
         batch = self.configuration_manager.batch_size
         self.select_on_hq = bool(hq_keys)
         if not hq_keys:
-            self.print_to_log_file(f"Fold {self.fold} has no HQ validation case: checkpoint_best is chosen by the pseudo "
-                                   f"Dice of all {len(lq_keys)} validation cases, against their (noisy) LQ labels.",
+            self.print_to_log_file(f"Fold {self.fold} has no HQ validation case: checkpoint_best is chosen by the "
+                                   f"pseudo Dice of all {len(lq_keys)} validation cases, against their (noisy) LQ "
+                                   "labels.",
                                    also_print_to_console=True)
             return [], lq_keys, 0, batch
         self.print_to_log_file(f"checkpoint_best is chosen by the EMA pseudo Dice of the {len(hq_keys)} HQ validation "
@@ -274,7 +288,8 @@ class nnUNetTrainerALC(RunSettings, nnUNetTrainer):
         if self.is_ddp:
             dist.barrier()
         self.monitor_clean_labels = True
-        self.print_to_log_file(f"Label-correction monitoring on: clean labels of {len(clean_files)} LQ cases ({folder})")
+        self.print_to_log_file(f"Label-correction monitoring on: clean labels of {len(clean_files)} LQ cases "
+                               f"({folder})")
         return folder
 
     # ------------------------------------------------------------------ training
@@ -294,6 +309,8 @@ class nnUNetTrainerALC(RunSettings, nnUNetTrainer):
         return rampup_weight(self.alc_iteration, self.alc.rampup_length(total), self.alc.lambda_max)
 
     def train_step(self, batch: dict) -> dict:
+        """One step of Eq. 11. The optimizer step below repeats ``nnUNetTrainer.train_step``'s
+        (``tests/test_nnunet_drift.py`` fails when nnU-Net's changes)."""
         data, target = self._to_device(batch)
         clean = None
         if self.monitor_clean_labels:  # channel 1 is the clean label, see _clean_label_folder
@@ -313,7 +330,8 @@ class nnUNetTrainerALC(RunSettings, nnUNetTrainer):
                     self.image_channels))
             output = self.network(data)
             terms = self._loss_terms(output, target, hq_index, lq_index, passes)
-            total = terms["L_hs"] + weight * (self.alc.alpha * terms["L_ls"] + self.alc.beta * terms["L_n"] + terms["L_c"])
+            total = terms["L_hs"] + weight * (self.alc.alpha * terms["L_ls"] + self.alc.beta * terms["L_n"]
+                                              + terms["L_c"])  # Eq. 11
 
         if self.grad_scaler is not None:
             self.grad_scaler.scale(total).backward()
@@ -333,11 +351,13 @@ class nnUNetTrainerALC(RunSettings, nnUNetTrainer):
                              for k in STEP_STATS]).cpu().numpy()
         result = {"loss": total.detach().cpu().numpy(), "alc_stats": stats,
                   "lq_uncertainty": passes.uncertainty.tolist() if passes is not None else [],
-                  "lq_refined_dice": []}
+                  "lq_refined_dice": [], "lq_noisy_dice": [], "lq_selected": []}
         if clean is not None and passes is not None:
             noisy, clean = full_resolution(target)[lq_index, 0].long(), clean[lq_index].long()
             result["label_counts"] = self._label_counts(noisy, clean, passes)
             result["lq_refined_dice"] = self._sample_dice(passes.refined, clean)
+            result["lq_noisy_dice"] = self._sample_dice(noisy, clean)
+            result["lq_selected"] = terms["lq_selected"].tolist()
         return result
 
     def _diagnostics(self, passes: Optional[TeacherPasses]) -> dict:
@@ -378,7 +398,7 @@ class nnUNetTrainerALC(RunSettings, nnUNetTrainer):
         selected, num_selected = self._select(uncertainty)  # collective under DDP: every rank calls it
         if passes is None:
             return terms
-        terms["num_selected"] = int(selected.sum())
+        terms["num_selected"], terms["lq_selected"] = int(selected.sum()), selected
         student_probs = torch.softmax(full_resolution(output)[lq_index].float(), dim=1)
         lq_share = global_share(lq_index.numel(), self.global_num_lq, world)
         terms["L_c"] = lq_share * consistency_loss(student_probs, passes.mean)
@@ -431,8 +451,9 @@ class nnUNetTrainerALC(RunSettings, nnUNetTrainer):
                         self.current_epoch)
         uncertainty = np.array([u for part in self._all_ranks([o["lq_uncertainty"] for o in train_outputs])
                                 for step in part for u in step])
-        refined_dice = np.array([d for part in self._all_ranks([o["lq_refined_dice"] for o in train_outputs])
-                                 for step in part for d in step])
+        refined_dice, noisy_dice, selected = (
+            np.array([v for part in self._all_ranks([o[key] for o in train_outputs]) for step in part for v in step])
+            for key in ("lq_refined_dice", "lq_noisy_dice", "lq_selected"))
         self.logger.log("mean_uncertainty", float(uncertainty.mean()) if uncertainty.size else float("nan"),
                         self.current_epoch)
         diagnostics = {
@@ -441,13 +462,15 @@ class nnUNetTrainerALC(RunSettings, nnUNetTrainer):
             "uncertainty_std": spread(uncertainty),
             "uncertainty_dice_rho": rank_correlation(uncertainty, refined_dice) if refined_dice.size else float("nan"),
         }
-        for key in DIAGNOSTIC_KEYS:
+        diagnostics.update(selection_check(noisy_dice, refined_dice, selected.astype(bool)))
+        for key in DIAGNOSTIC_KEYS + SELECTION_CHECK_KEYS:
             self.logger.log(key, float(diagnostics[key]), self.current_epoch)
         counts = [c for part in self._all_ranks([o["label_counts"] for o in train_outputs if "label_counts" in o])
                   for c in part]
         totals = np.sum(counts, 0) if counts else None  # (3 sources, 3 counts, classes)
         for i, key in enumerate(LABEL_DICE_KEYS):
-            self.logger.log(key, dice_from_counts(totals[i]) if totals is not None else float("nan"), self.current_epoch)
+            value = dice_from_counts(totals[i]) if totals is not None else float("nan")
+            self.logger.log(key, value, self.current_epoch)
 
     def validation_step(self, batch: dict) -> dict:
         """nnU-Net's online pseudo Dice, split into HQ and LQ validation samples.
@@ -480,9 +503,7 @@ class nnUNetTrainerALC(RunSettings, nnUNetTrainer):
                 parts = [None] * dist.get_world_size()
                 dist.all_gather_object(parts, np.stack([tp, fp, fn]))
                 tp, fp, fn = np.sum(parts, 0)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                dice = np.nanmean(2 * tp / (2 * tp + fp + fn)) if (tp + fp + fn).sum() else float("nan")
-            self.logger.log(f"pseudo_dice_{quality}", float(dice), self.current_epoch)
+            self.logger.log(f"pseudo_dice_{quality}", mean_present_dice(tp, fp, fn), self.current_epoch)
 
     def on_epoch_end(self):
         value = lambda key: np.round(self.logger.get_value(key, step=-1), 4)  # noqa: E731
@@ -499,59 +520,50 @@ class nnUNetTrainerALC(RunSettings, nnUNetTrainer):
         if self.monitor_clean_labels:
             self.print_to_log_file("Dice vs clean labels of trained LQ patches: " + ", ".join(
                 f"{key.replace('label_dice_', '')} {value(key)}" for key in LABEL_DICE_KEYS))
+            self.print_to_log_file(
+                f"Selection check (per-sample Dice vs clean): selected noisy {value('label_dice_noisy_selected')} "
+                f"refined {value('label_dice_refined_selected')}, unselected noisy "
+                f"{value('label_dice_noisy_unselected')} refined {value('label_dice_refined_unselected')}; "
+                f"agreement with the oracle (refined beats noisy) {value('selection_oracle_agreement')}")
         if self._best_ema is not None and not np.isfinite(self._best_ema):
             self._best_ema = None  # an undefined first pseudo Dice must not block every later checkpoint_best
         super().on_epoch_end()
 
     # ------------------------------------------------------------------ checkpoints
     def save_checkpoint(self, filename: str) -> None:
-        """nnU-Net's checkpoint plus the teacher and the selection state.
+        """nnU-Net's checkpoint, with the ALC state added under ``alc``, and a teacher checkpoint beside it.
 
-        ``checkpoint_final.pth`` gets a sibling ``checkpoint_final_teacher.pth``: the same checkpoint
-        with the teacher's weights as ``network_weights``, for ``nnUNetv2_predict -chk``; it keeps the ALC
-        settings (``alc.config``) so the label-quality report can run the training's dropout and noise.
+        nnU-Net writes the file; the ALC state (iteration, selector, teacher, settings) is added to every
+        checkpoint it writes (``checkpoint_best/latest/final.pth``). Each gets a sibling ``<name>_teacher.pth``:
+        the same checkpoint with the teacher's weights as ``network_weights``, for ``nnUNetv2_predict -chk``;
+        it keeps the ALC settings (``alc.config``) so the label-quality report can run the training's dropout
+        and noise. Both files are replaced whole (no half-written checkpoint).
         """
-        if self.local_rank != 0:
+        super().save_checkpoint(filename)
+        if self.local_rank != 0 or self.disable_checkpointing:
             return
-        if self.disable_checkpointing:
-            self.print_to_log_file("No checkpoint written, checkpointing is disabled")
-            return
-        student = self.network.module if self.is_ddp else self.network
-        if isinstance(student, OptimizedModule):
-            student = student._orig_mod
-        checkpoint = {
-            "network_weights": student.state_dict(),
-            "optimizer_state": self.optimizer.state_dict(),
-            "grad_scaler_state": self.grad_scaler.state_dict() if self.grad_scaler is not None else None,
-            "logging": self.logger.get_checkpoint(),
-            "_best_ema": self._best_ema,
-            "current_epoch": self.current_epoch + 1,
-            "init_args": self.my_init_kwargs,
-            "trainer_name": self.__class__.__name__,
-            "inference_allowed_mirroring_axes": self.inference_allowed_mirroring_axes,
-            "alc": {"iteration": self.alc_iteration, "selector": self.selector.state_dict(),
-                    "teacher": self.teacher.state_dict() if self.teacher is not None else None,
-                    "config": self.alc.as_dict()},
-        }
-        torch.save(checkpoint, filename)
-        if self.teacher is not None and os.path.basename(filename) == "checkpoint_final.pth":
-            teacher_checkpoint = {k: v for k, v in checkpoint.items() if k != "alc"}
-            teacher_checkpoint["network_weights"] = self.teacher.network.state_dict()
-            teacher_checkpoint["alc"] = {"config": checkpoint["alc"]["config"]}
-            torch.save(teacher_checkpoint, join(os.path.dirname(filename), "checkpoint_final_teacher.pth"))
+        checkpoint = torch.load(filename, map_location="cpu", weights_only=False)
+        checkpoint["alc"] = {"iteration": self.alc_iteration, "selector": self.selector.state_dict(),
+                             "teacher": self.teacher.state_dict() if self.teacher is not None else None,
+                             "config": self.alc.as_dict()}
+        _save_whole(checkpoint, filename)
+        if self.teacher is not None:
+            teacher_checkpoint = dict(checkpoint, network_weights=self.teacher.network.state_dict(),
+                                      alc={"config": checkpoint["alc"]["config"]})
+            _save_whole(teacher_checkpoint, teacher_checkpoint_name(filename))
 
-    def load_checkpoint(self, filename_or_checkpoint) -> None:
+    def load_checkpoint(self, checkpoint) -> None:
         """nnU-Net's loading plus the ALC state.
 
         Method settings that differ from the checkpoint's are remembered and refuse training in
         :meth:`on_train_start` (``--c``); validation alone (``--val``) does not use them. The schedule, seed,
         final validation and teacher chunk (``RUN_SETTINGS``) may differ.
         """
-        checkpoint = filename_or_checkpoint if isinstance(filename_or_checkpoint, dict) else \
-            torch.load(filename_or_checkpoint, map_location=self.device, weights_only=False)
-        state = checkpoint.get("alc")
+        content = checkpoint if isinstance(checkpoint, dict) else \
+            torch.load(checkpoint, map_location=self.device, weights_only=False)
+        state = content.get("alc")
         self.resume_conflicts = self.alc.method_differences(state["config"]) if state is not None else []
-        super().load_checkpoint(filename_or_checkpoint)  # nnU-Net 2.8 reads a file name only
+        super().load_checkpoint(checkpoint)  # positional: nnU-Net renamed this parameter after 2.8
         if state is None:
             self.print_to_log_file("Checkpoint has no ALC state (not written by an ALC trainer): the teacher starts "
                                    "from the loaded student weights.")
@@ -562,3 +574,16 @@ class nnUNetTrainerALC(RunSettings, nnUNetTrainer):
         self.selector.load_state_dict(state["selector"])
         if self.teacher is not None and state["teacher"] is not None:
             self.teacher.load_state_dict(state["teacher"])
+
+
+def teacher_checkpoint_name(checkpoint_file: str) -> str:
+    """``.../checkpoint_best.pth`` -> ``.../checkpoint_best_teacher.pth``."""
+    stem, ending = os.path.splitext(checkpoint_file)
+    return f"{stem}_teacher{ending}"
+
+
+def _save_whole(content: dict, filename: str) -> None:
+    """``torch.save`` into a temporary sibling, then rename over ``filename``."""
+    temporary = f"{filename}.tmp-{os.getpid()}"
+    torch.save(content, temporary)
+    os.replace(temporary, filename)

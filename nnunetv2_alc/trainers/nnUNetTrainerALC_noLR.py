@@ -7,5 +7,6 @@ from nnunetv2_alc.trainers.nnUNetTrainerALC import nnUNetTrainerALC
 
 
 class nnUNetTrainerALC_noLR(nnUNetTrainerALC):
+    display_name = "ALC w/o LR"  # in tables, plots and logs
     def corrected_labels(self, passes: TeacherPasses) -> Tensor:
         return passes.pseudo

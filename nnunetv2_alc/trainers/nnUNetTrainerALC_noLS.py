@@ -4,4 +4,5 @@ from nnunetv2_alc.trainers.nnUNetTrainerALC import nnUNetTrainerALC
 
 
 class nnUNetTrainerALC_noLS(nnUNetTrainerALC):
+    display_name = "ALC w/o LS"  # in tables, plots and logs
     select_lq = False

@@ -9,4 +9,5 @@ from nnunetv2_alc.trainers.nnUNetTrainerALC import nnUNetTrainerALC
 
 
 class nnUNetTrainerHLSup(nnUNetTrainerALC):
+    display_name = "HL-Sup"  # in tables, plots and logs
     tags_as_hq = True

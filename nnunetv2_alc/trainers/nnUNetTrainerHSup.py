@@ -7,4 +7,5 @@ from nnunetv2_alc.trainers.nnUNetTrainerALC import nnUNetTrainerALC
 
 
 class nnUNetTrainerHSup(nnUNetTrainerALC):
+    display_name = "H-Sup"  # in tables, plots and logs
     train_on_lq = False

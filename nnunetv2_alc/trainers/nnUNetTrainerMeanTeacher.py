@@ -9,6 +9,7 @@ from nnunetv2_alc.trainers.nnUNetTrainerALC import nnUNetTrainerALC
 
 
 class nnUNetTrainerMeanTeacher(nnUNetTrainerALC):
+    display_name = "Mean Teacher"  # in tables, plots and logs
     select_lq = False
     config_defaults = {"num_passes": 1}
 

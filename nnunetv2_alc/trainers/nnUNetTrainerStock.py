@@ -11,4 +11,4 @@ from nnunetv2_alc.run_settings import RunSettings
 
 
 class nnUNetTrainerStock(RunSettings, nnUNetTrainer):
-    pass
+    display_name = "HL-Sup (stock nnU-Net)"  # in tables, plots and logs

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from noise_generation.errors import InputDataError
+from nnunetv2_alc.input_errors import InputDataError
 
 
 def _sibling(target: Path, tag: str) -> Path:

@@ -19,13 +19,14 @@ from nnunetv2.paths import nnUNet_raw
 from nnunetv2.utilities.dataset_name_id_conversion import maybe_convert_to_dataset_name
 from nnunetv2.utilities.utils import get_identifiers_from_splitted_dataset_folder
 
-from noise_generation.atomic_write import write_text_atomic
-from noise_generation.errors import InputDataError
+from nnunetv2_alc.atomic_write import write_text_atomic
+from nnunetv2_alc.input_errors import InputDataError
 
 DATASET_JSON = "dataset.json"
 IMAGES_TR = "imagesTr"
 LABELS_TR = "labelsTr"
 CLEAN_LABELS_TR = "labelsTr_clean"
+NIFTI_FILE_ENDING = ".nii.gz"  # what our converters and the synthetic datasets write
 
 
 def add_dataset_argument(parser: argparse.ArgumentParser) -> None:
@@ -148,7 +149,8 @@ def open_raw_dataset(dataset: int | str | os.PathLike) -> RawDataset:
         raise InputDataError(f"{folder / IMAGES_TR} holds no training images ending in {ending}")
     missing = [c for c in cases if not (folder / LABELS_TR / (c + ending)).is_file()]
     if missing:
-        raise InputDataError(f"{folder / LABELS_TR} lacks the label of {len(missing)} case(s): {', '.join(missing[:10])}")
+        raise InputDataError(f"{folder / LABELS_TR} lacks the label of {len(missing)} case(s): "
+                             f"{', '.join(missing[:10])}")
     return RawDataset(folder, dataset_json, cases)
 
 

@@ -23,7 +23,7 @@ from typing import Iterable
 import numpy as np
 
 from nnunetv2_alc.label_quality import HQ, LQ
-from noise_generation.errors import InputDataError
+from nnunetv2_alc.input_errors import InputDataError
 
 HqList = str | os.PathLike | Iterable[str]
 

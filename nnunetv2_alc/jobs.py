@@ -1,4 +1,6 @@
-"""Running the demo's command-line steps as subprocesses, one at a time, with a progress line.
+"""Running nnU-Net's command-line steps as subprocesses, one at a time, with a progress line.
+
+Used by the demo (:mod:`nnunetv2_alc.demo`) and the training benchmarks (``benchmarks/harness.py``).
 
 Each job writes its whole output to a log file. The console gets a line when the job ends (with its
 elapsed time) and, while it runs, a status line with the current epoch of a training job: rewritten in
@@ -24,12 +26,12 @@ _EPOCH = re.compile(rb"Epoch (\d+)\s*$", re.MULTILINE)
 
 
 class StepFailed(RuntimeError):
-    """A demo step exited with an error; the message holds the end of its log."""
+    """A job exited with an error; the message holds the end of its log."""
 
 
 @dataclass(frozen=True)
 class Job:
-    """One command of a demo step. ``epochs > 0`` marks a training job, whose epoch is shown while it runs."""
+    """One command of a step. ``epochs > 0`` marks a training job, whose epoch is shown while it runs."""
 
     name: str
     command: list[str]

@@ -1,0 +1,336 @@
+"""Does ALC help? The evidence grid: settings x training seeds x methods, with paired statistics.
+
+Every method is trained with the same budget through nnU-Net's CLI (``harness.py``) once per training
+seed and HQ/noise setting, predicts the test cases and is scored against their clean labels. A clean-label
+ceiling is trained per seed too: stock nnU-Net on a twin of the first setting's dataset in which every
+training label is the clean one (``--ceiling-id``). One extra H-Sup run with twice the epochs
+(``--budget-check``) shows whether H-Sup is limited by its data or by the budget.
+
+Resumable: each finished run writes ``<out>/runs/<setting>/seed<k>/<trainer>.json`` (per-case metrics and
+the curves logged during training) and is skipped when that file exists; ``--max-minutes`` stops
+starting new runs after that long, so the grid runs in pieces across sessions. ``--report-only`` only
+rebuilds the tables from the finished runs. The report is rewritten after every run: ``evidence.md``
+(tables), ``evidence.json`` (everything) and ``dice_by_seed.png`` / ``label_correction.png``.
+
+    nnUNetv2_alc_synthetic -d 971 --kind regime2d --hq-fraction 0.1 --seed 0
+    nnUNetv2_alc_synthetic -d 972 --kind regime2d --hq-fraction 0.2 --seed 0
+    nnUNetv2_alc_synthetic -d 973 --kind regime2d --hq-fraction 0.1 --seed 0 --radius 9 15
+    python benchmarks/bench_evidence.py --dataset "10% HQ, LQ Dice 0.78=971" --dataset "20% HQ, LQ Dice 0.78=972" \\
+        --dataset "10% HQ, LQ Dice 0.40=973" --ceiling-id 970 --seeds 0 1 2 --budget-check \\
+        -c 2d --device cpu --tiny-network --batch-size 12 --epochs 30 --iterations 25 --disable-tta \\
+        --out benchmarks/results/evidence_cpu2d --max-minutes 100
+
+(environment: nnUNet_raw / nnUNet_preprocessed / nnUNet_results, as for ``bench_accuracy.py``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from harness import (Bench, add_budget_arguments, budget_from_args, logged_curves, parse_settings,  # noqa: E402
+                     write_report)
+from scipy.stats import wilcoxon  # noqa: E402
+
+from nnunetv2_alc.atomic_write import atomic_folder, write_text_atomic  # noqa: E402
+from nnunetv2_alc.evaluation import evaluate_folders  # noqa: E402
+from nnunetv2_alc.progress import ALC_KEYS  # noqa: E402
+from nnunetv2_alc.raw_dataset import CLEAN_LABELS_TR, DATASET_JSON, LABELS_TR  # noqa: E402
+from nnunetv2_alc.refinement_diagnostics import SELECTION_CHECK_KEYS  # noqa: E402
+from nnunetv2_alc.trainer_registry import BENCHMARK_TRAINERS, display_name  # noqa: E402
+
+ALC = "nnUNetTrainerALC"
+STOCK = "nnUNetTrainerStock"
+HSUP = "nnUNetTrainerHSup"
+CEILING = "ceiling"  # the setting name of the clean-label runs
+BUDGET_CHECK = "H-Sup, 2x epochs"
+METRIC_KEYS = ("dice", "jaccard", "hd95", "asd")
+CURVE_KEYS = ALC_KEYS + ("train_losses", "val_losses", "mean_fg_dice", "ema_fg_dice")
+TAIL = 5  # epochs averaged for the selection and label-correction summaries
+FIG3_KEYS = ("label_dice_noisy", "label_dice_pseudo", "label_dice_refined")
+
+
+def clean_twin(raw: Path, source: str, twin_id: int) -> str:
+    """``Dataset<twin_id>_<name>Clean``: the source dataset with every training label clean and tagged HQ.
+
+    Images and test cases are the source's; ``labelsTr`` is the source's ``labelsTr_clean`` (LQ cases) or
+    ``labelsTr`` (HQ cases, already clean). Written whole (nothing is left of an interrupted copy).
+    """
+    name = f"Dataset{twin_id:03d}_{source.split('_', 1)[1]}Clean"
+    if (raw / name).is_dir():
+        return name
+    source_folder = raw / source
+    if not (source_folder / CLEAN_LABELS_TR).is_dir():
+        raise SystemExit(f"{source_folder} has no {CLEAN_LABELS_TR}/: the ceiling needs the clean training labels.")
+    with atomic_folder(raw / name) as folder:
+        for sub in ("imagesTr", "imagesTs", "labelsTs", LABELS_TR):
+            shutil.copytree(source_folder / sub, folder / sub)
+        for clean in (source_folder / CLEAN_LABELS_TR).iterdir():
+            shutil.copy2(clean, folder / LABELS_TR / clean.name)
+        content = json.loads((source_folder / DATASET_JSON).read_text())
+        content["label_quality"] = {case: "HQ" for case in content["label_quality"]}
+        (folder / DATASET_JSON).write_text(json.dumps(content, indent=2))
+    return name
+
+
+def lq_label_dice(raw: Path, name: str) -> float:
+    """Mean Dice of the LQ training labels to their clean labels (the noise manifest's)."""
+    manifest = raw / name / "noise_manifest.json"
+    if not manifest.is_file():
+        return math.nan
+    rows = [r for r in json.loads(manifest.read_text())["cases"] if r["quality"] == "LQ"]
+    return float(np.mean([r["dice"] for r in rows])) if rows else math.nan
+
+
+def run_file(out: Path, setting: str, seed: int, trainer: str) -> Path:
+    slug = "".join(c if c.isalnum() else "_" for c in setting)
+    return out / "runs" / slug / f"seed{seed}" / f"{trainer}.json"
+
+
+def run_one(bench: Bench, dataset_id: str, name: str, trainer: str, seed: int, work: Path, tag: str) -> dict:
+    """Train, predict and score one model; returns what the run file holds."""
+    results = work / "models" / f"seed{seed}{tag}"
+    predictions = work / "predictions" / name / f"seed{seed}{tag}" / trainer
+    timing = bench.train_and_predict(dataset_id, name, trainer, predictions, tag=f"seed{seed}{tag}", results=results)
+    label = display_name(trainer)
+    evaluation = evaluate_folders(str(bench.raw / name / "labelsTs"), {label: str(predictions)}, num_processes=2,
+                                  show_progress=False)
+    per_case = {case: {k: float(np.mean([m[k] for m in labels.values()])) for k in METRIC_KEYS}
+                for case, labels in evaluation["methods"][label]["per_case"].items()}
+    checkpoint = Path(timing["model"]) / "checkpoint_final.pth"
+    return {"trainer": trainer, "method": label, "dataset": name, "seed": seed, "budget": bench.budget.record(),
+            "seconds": timing["seconds"], "per_case": per_case, "curves": logged_curves(checkpoint, CURVE_KEYS),
+            "empty_predictions": all(v["dice"] == 0 for v in per_case.values())}
+
+
+def plan_runs(settings: dict, ceiling: str | None, seeds: list[int], trainers: list[str], budget_check: bool):
+    """(setting, dataset id, trainer, seed, epochs factor) in the order they run.
+
+    Setting by setting, each over all seeds, so that a partial grid has whole settings: the first setting
+    with the ceiling of each seed, then its budget check, then the other settings.
+    """
+    runs = []
+    for position, (setting, dataset_id) in enumerate(settings.items()):
+        for seed in seeds:
+            if position == 0 and ceiling is not None:
+                runs.append((CEILING, ceiling, STOCK, seed, 1))
+            runs += [(setting, dataset_id, trainer, seed, 1) for trainer in trainers]
+        if position == 0 and budget_check:
+            runs.append((f"{setting} [{BUDGET_CHECK}]", dataset_id, HSUP, seeds[0], 2))
+    return runs
+
+
+def paired(ours: dict, theirs: dict) -> dict:
+    """Dice of ``ours`` minus ``theirs`` over matching (seed, case) pairs: mean, std, wins, Wilcoxon p."""
+    keys = sorted(set(ours) & set(theirs))
+    difference = np.array([100 * (ours[k] - theirs[k]) for k in keys])
+    if not difference.size:
+        return {"n": 0}
+    p = float(wilcoxon(difference).pvalue) if np.any(difference != 0) else 1.0
+    return {"n": int(difference.size), "mean": float(difference.mean()), "std": float(difference.std(ddof=1)) if
+            difference.size > 1 else 0.0, "wins": int((difference > 0).sum()), "p": p}
+
+
+def summarise(runs: list[dict]) -> dict:
+    """Per setting and method: metric mean ± std over seeds (of the per-seed case means), paired tests vs ALC."""
+    table = {}
+    order = {name: i for i, name in enumerate(BENCHMARK_TRAINERS)}
+    for run in sorted(runs, key=lambda r: (order.get(r["trainer"], len(order)), r["method"] == BUDGET_CHECK)):
+        table.setdefault(run["setting"], {}).setdefault(run["method"], []).append(run)
+    summary = {}
+    for setting, methods in table.items():
+        rows = {}
+        for method, seeds in methods.items():
+            per_seed = {k: [float(np.mean([c[k] for c in r["per_case"].values()])) for r in seeds]
+                        for k in METRIC_KEYS}
+            rows[method] = {"seeds": sorted(r["seed"] for r in seeds), "per_seed": per_seed,
+                            "empty": all(r["empty_predictions"] for r in seeds),
+                            "pairs": {f"{r['seed']}/{case}": v["dice"] for r in seeds
+                                      for case, v in r["per_case"].items()}}
+        alc = rows.get(display_name(ALC))
+        for method, row in rows.items():
+            row["alc_minus"] = paired(alc["pairs"], row["pairs"]) if alc and method != display_name(ALC) else None
+        summary[setting] = rows
+    return summary
+
+
+def selection_summary(runs: list[dict]) -> dict:
+    """Last-epochs means of the label-correction and selection-check curves of the ALC runs, per setting."""
+    out = {}
+    for run in runs:
+        if run["trainer"] != ALC:
+            continue
+        curves = run["curves"]
+        means = {k: float(np.nanmean(curves[k][-TAIL:])) if curves.get(k) and np.isfinite(curves[k][-TAIL:]).any()
+                 else math.nan for k in FIG3_KEYS + SELECTION_CHECK_KEYS + ("selected_fraction",)}
+        out.setdefault(run["setting"], []).append(means)
+    return {s: {k: float(np.mean([m[k] for m in ms])) for k in ms[0]} for s, ms in out.items()}
+
+
+def fmt(values: list[float], scale: float = 1.0) -> str:
+    v = np.array(values) * scale
+    return f"{v.mean():.2f} ± {v.std(ddof=1):.2f}" if v.size > 1 else f"{v.mean():.2f}"
+
+
+def markdown(report: dict) -> list[str]:
+    lines = [f"# Evidence benchmark ({report['budget']['device_name']}, {report['budget']['configuration']}, "
+             f"{report['budget']['epochs']} epochs x {report['budget']['iterations']} iterations)", "",
+             f"Command: `{report['command']}`", "", f"Runs finished: {report['finished']} of {report['planned']}.", ""]
+    ceiling = report["summary"].get(CEILING, {}).get(display_name(STOCK))
+    ceiling_text = (f"{fmt(ceiling['per_seed']['dice'], 100)} % Dice (stock nnU-Net on all clean training labels, "
+                    f"seeds {ceiling['seeds']})" if ceiling else "not measured yet")
+    for setting, rows in report["summary"].items():
+        if setting == CEILING:
+            continue
+        lines += [f"## {setting}", "", f"Dataset {report['datasets'].get(setting, '?')}; LQ training labels at "
+                  f"{report['lq_dice'].get(setting, math.nan):.3f} mean Dice to the clean labels; clean-label ceiling "
+                  f"{ceiling_text}.", "",
+                  "Mean ± std over training seeds of the mean over test cases (Dice, Jaccard in %, distances in mm). "
+                  "ALC minus the method: paired over (seed, test case), Dice in % points, Wilcoxon signed-rank p.", "",
+                  "| Method | seeds | Dice | Jaccard | HD95 | ASD | ALC - method | ALC better | p |",
+                  "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+        for method, row in rows.items():
+            seeds = ",".join(map(str, row["seeds"]))
+            if row["empty"]:
+                lines.append(f"| {method} | {seeds} | empty on every test case | | | | | | |")
+                continue
+            d = row["alc_minus"]
+            vs = (f"{d['mean']:+.2f} ± {d['std']:.2f} | {d['wins']}/{d['n']} | {d['p']:.2g}" if d and d["n"]
+                  else "| |")
+            lines.append(f"| {method} | {seeds} | {fmt(row['per_seed']['dice'], 100)} | "
+                         f"{fmt(row['per_seed']['jaccard'], 100)} | {fmt(row['per_seed']['hd95'])} | "
+                         f"{fmt(row['per_seed']['asd'])} | {vs} |")
+        selection = report["selection"].get(setting)
+        if selection:
+            lines += ["", f"ALC's LQ labels on its training patches, mean of the last {TAIL} epochs and of the seeds "
+                      "(Dice to the clean label; per-sample means for the selected/unselected split):", "",
+                      "| noisy | pseudo | refined | selected: noisy → refined | unselected: noisy → refined "
+                      "| agreement with oracle | selected fraction |", "|---:|---:|---:|---:|---:|---:|---:|",
+                      f"| {selection['label_dice_noisy']:.3f} | {selection['label_dice_pseudo']:.3f} | "
+                      f"{selection['label_dice_refined']:.3f} | {selection['label_dice_noisy_selected']:.3f} → "
+                      f"{selection['label_dice_refined_selected']:.3f} | {selection['label_dice_noisy_unselected']:.3f}"
+                      f" → {selection['label_dice_refined_unselected']:.3f} | "
+                      f"{selection['selection_oracle_agreement']:.3f} | {selection['selected_fraction']:.3f} |"]
+        lines.append("")
+    return lines
+
+
+def plot(report: dict, runs: list[dict], out: Path) -> None:
+    settings = [s for s in report["summary"] if s != CEILING]
+    if not settings:
+        return
+    fig, axes = plt.subplots(1, len(settings), figsize=(5 * len(settings), 4), squeeze=False)
+    for ax, setting in zip(axes[0], settings):
+        rows = report["summary"][setting]
+        for x, (method, row) in enumerate(rows.items()):
+            dice = 100 * np.array(row["per_seed"]["dice"])
+            ax.scatter(np.full(dice.size, x), dice, s=18)
+            ax.hlines(dice.mean(), x - 0.3, x + 0.3, color="k", lw=1)
+        ceiling = report["summary"].get(CEILING, {}).get(display_name(STOCK))
+        if ceiling:
+            ax.axhline(100 * np.mean(ceiling["per_seed"]["dice"]), ls="--", color="grey", lw=1, label="clean ceiling")
+            ax.legend(loc="lower right", fontsize=7)
+        ax.set_xticks(range(len(rows)), list(rows), rotation=45, ha="right", fontsize=7)
+        ax.set_title(setting, fontsize=9)
+        ax.set_ylabel("test Dice [%] (one point per training seed)")
+    fig.tight_layout()
+    fig.savefig(out / "dice_by_seed.png", dpi=120)
+    plt.close(fig)
+    alc_runs = [r for r in runs if r["trainer"] == ALC and r["setting"] in settings]
+    if alc_runs:
+        fig, axes = plt.subplots(1, len(settings), figsize=(5 * len(settings), 3.5), squeeze=False)
+        for ax, setting in zip(axes[0], settings):
+            for run in (r for r in alc_runs if r["setting"] == setting):
+                for key, style in zip(FIG3_KEYS, ("r-", "b--", "g-")):
+                    ax.plot(run["curves"].get(key, []), style, lw=1, alpha=0.8,
+                            label=key.replace("label_dice_", "") if run["seed"] == alc_runs[0]["seed"] else None)
+            ax.set_title(f"{setting}: Dice of LQ labels to clean (ALC)", fontsize=9)
+            ax.set_xlabel("epoch")
+            ax.legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(out / "label_correction.png", dpi=120)
+        plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dataset", action="append", required=True, help="NAME=DATASET_ID, once per setting")
+    parser.add_argument("--ceiling-id", type=int, help="dataset id for the clean twin of the first setting's dataset")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds")
+    parser.add_argument("--trainers", nargs="+", default=list(BENCHMARK_TRAINERS))
+    parser.add_argument("--budget-check", action="store_true", help="one H-Sup run with twice the epochs")
+    add_budget_arguments(parser)
+    parser.add_argument("--out", default="benchmarks/results/evidence")
+    parser.add_argument("--work", help="models and predictions (default: <out>/work, not for git)")
+    parser.add_argument("--max-minutes", type=float, default=math.inf, help="start no run after this long")
+    parser.add_argument("--report-only", action="store_true", help="rebuild the report from finished runs")
+    args = parser.parse_args()
+    settings, budget, out = parse_settings(args.dataset), budget_from_args(args), Path(args.out)
+    work = Path(args.work) if args.work else out / "work"
+    bench = Bench(budget, out, reuse=True)
+    names = {s: bench.dataset(d)[0] for s, d in settings.items()}
+    ceiling = None
+    if args.ceiling_id is not None:
+        ceiling = str(args.ceiling_id)
+        names[CEILING] = clean_twin(bench.raw, names[next(iter(settings))], args.ceiling_id)
+    plan = plan_runs(settings, ceiling, args.seeds, args.trainers, args.budget_check)
+    start, planned_datasets = time.monotonic(), set()
+    for setting, dataset_id, trainer, seed, factor in plan:
+        target = run_file(out, setting, seed, trainer)
+        if args.report_only or target.is_file():
+            continue
+        if (time.monotonic() - start) / 60 > args.max_minutes:
+            print(f"--max-minutes {args.max_minutes} reached: stopping; rerun the same command to go on.", flush=True)
+            break
+        name = names[CEILING] if setting == CEILING else names[setting.split(" [")[0]]
+        run_bench = Bench(replace(budget, seed=seed, epochs=budget.epochs * factor), out, reuse=True)
+        if name not in planned_datasets:
+            run_bench.plan(dataset_id, name)
+            planned_datasets.add(name)
+        print(f"\n== {setting}, seed {seed}: {display_name(trainer)}", flush=True)
+        tag = "" if factor == 1 else f"_x{factor}"
+        result = run_one(run_bench, dataset_id, name, trainer, seed, work, tag) | {"setting": setting}
+        target.parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(target, json.dumps(result, indent=1))
+        report_all(out, args, budget, plan, names)
+    report = report_all(out, args, budget, plan, names)
+    print("\n".join(markdown(report)))
+
+
+def report_all(out: Path, args, budget, plan, names) -> dict:
+    """Tables, JSON and plots from every finished run file under ``out``."""
+    runs = [json.loads(p.read_text()) for p in sorted((out / "runs").rglob("*.json"))]
+    for run in runs:
+        if run["setting"].endswith(f"[{BUDGET_CHECK}]"):
+            run["method"] = BUDGET_CHECK
+            run["setting"] = run["setting"].split(" [")[0]
+    report = {"command": "python " + " ".join(sys.argv), "budget": budget.record(), "planned": len(plan),
+              "finished": len(runs), "datasets": names,
+              "lq_dice": {s: lq_label_dice(Path(os.environ["nnUNet_raw"]), n) for s, n in names.items()},
+              "summary": {s: rows for s, rows in sorted(summarise(runs).items(), key=lambda i: _position(names, i[0]))},
+              "selection": selection_summary(runs)}
+    write_report(out, "evidence", report, markdown(report))
+    plot(report, runs, out)
+    return report
+
+
+def _position(names: dict, setting: str) -> int:
+    """Settings in the order of ``--dataset``, the ceiling last."""
+    order = [s for s in names if s != CEILING] + [CEILING]
+    return order.index(setting) if setting in order else len(order)
+
+
+if __name__ == "__main__":
+    main()
