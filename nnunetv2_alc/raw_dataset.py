@@ -35,12 +35,12 @@ def add_dataset_argument(parser: argparse.ArgumentParser) -> None:
                         help="dataset id or name (looked up in $nnUNet_raw) or path to the dataset folder")
 
 
-def raw_root() -> Path:
-    """The folder ``$nnUNet_raw`` points to (an error if it is unset or not a folder)."""
+def raw_root(must_exist: bool = True) -> Path:
+    """The folder ``$nnUNet_raw`` points to (an error if it is unset, or not a folder when ``must_exist``)."""
     root = nnUNet_raw.get()
     if not root:
         raise InputDataError("the environment variable nnUNet_raw is not set; point it at your nnU-Net raw data folder")
-    if not os.path.isdir(root):
+    if must_exist and not os.path.isdir(root):
         raise InputDataError(f"nnUNet_raw={root} is not a folder")
     return Path(root)
 

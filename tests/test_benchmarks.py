@@ -81,16 +81,6 @@ def test_stock_reference_is_nnunet_on_the_same_budget(workspace):
     assert "ALC: L_hs" not in log and "Batch composition" not in log
 
 
-def test_same_seed_trains_the_same_network(workspace):
-    root, env = workspace
-    bench("bench_accuracy.py", ["--dataset", f"10%={DATASET_ID}", "--trainers", "nnUNetTrainerHSup", *BUDGET,
-                                "--out", str(root / "accuracy_again")], {**env, "nnUNet_results": str(root / "again")})
-    weights = [torch.load(folder / DATASET / "nnUNetTrainerHSup__nnUNetPlans__2d" / "fold_all" / "checkpoint_final.pth",
-                          map_location="cpu", weights_only=False)["network_weights"]
-               for folder in (root / "results", root / "again")]
-    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
-
-
 def test_label_correction_reads_the_alc_model(workspace):
     root, env = workspace
     out = root / "label_correction"
@@ -127,10 +117,10 @@ def test_dropout_placements_are_compared_on_a_validation_dataset(workspace):
                    check=True, capture_output=True)
     out = root / "dropout"
     args = ["-d", str(DATASET_ID), "--validation", str(validation), "--trainers", "nnUNetTrainerALC",
-            "--placements", "decoder", "lineage", "--p", "0.1", "0.5", *BUDGET, "--out", str(out)]
+            "--placements", "lineage", "--p", "0.5", *BUDGET, "--out", str(out)]  # one model: CI's time
     bench("bench_dropout.py", args, env)
     report = json.loads((out / "dropout.json").read_text())
-    assert list(report["models"]) == ["ALC (ours) [decoder_p0.1]", "ALC (ours) [lineage_p0.5]"]
+    assert list(report["models"]) == ["ALC (ours) [lineage_p0.5]"]
     lineage = report["models"]["ALC (ours) [lineage_p0.5]"]
     assert lineage["settings"] == {"dropout_placement": "lineage", "dropout_p": 0.5}
     assert len(lineage["evaluation"]["cases"]) == 2 and set(lineage["diagnostics"]) >= set(DIAGNOSTIC_KEYS)
@@ -151,28 +141,27 @@ def test_dropout_placements_are_compared_on_a_validation_dataset(workspace):
 def test_evidence_grid_runs_resumes_and_tests_paired(workspace):
     root, env = workspace
     out = root / "evidence"
-    args = ["--dataset", f"10% HQ={DATASET_ID}", "--ceiling-id", str(DATASET_ID + 2), "--seeds", "0",
-            "--trainers", "nnUNetTrainerHSup", "nnUNetTrainerALC", "--budget-check", *BUDGET, "--out", str(out)]
+    # two trainings (CI's time); the ceiling and the budget check are planned like any run (test_bench_evidence.py)
+    args = ["--dataset", f"10% HQ={DATASET_ID}", "--seeds", "0", "--trainers", "nnUNetTrainerHSup", "nnUNetTrainerALC",
+            *BUDGET, "--out", str(out)]
     bench("bench_evidence.py", args, env)
     runs = sorted(p.relative_to(out / "runs").as_posix() for p in (out / "runs").rglob("*.json"))
-    assert runs == ["10__HQ/seed0/nnUNetTrainerALC.json", "10__HQ/seed0/nnUNetTrainerHSup.json",
-                    "10__HQ__H_Sup__2x_epochs_/seed0/nnUNetTrainerHSup.json", "ceiling/seed0/nnUNetTrainerStock.json"]
-    twin = json.loads((root / "raw" / f"Dataset{DATASET_ID + 2}_SyntheticTiny2DClean" / "dataset.json").read_text())
-    assert set(twin["label_quality"].values()) == {"HQ"}
+    assert runs == ["10__HQ/seed0/nnUNetTrainerALC.json", "10__HQ/seed0/nnUNetTrainerHSup.json"]
     report = json.loads((out / "evidence.json").read_text())
-    assert report["finished"] == report["planned"] == 4
+    assert report["finished"] == report["planned"] == 2
     rows = report["summary"]["10% HQ"]
-    assert list(rows) == ["H-Sup", "H-Sup, 2x epochs", "ALC (ours)"]
+    assert list(rows) == ["H-Sup", "ALC (ours)"] and rows["H-Sup"]["seeds"] == [0]
     paired = rows["H-Sup"]["alc_minus"]
     assert paired["n"] == 2 and 0 <= paired["p"] <= 1  # 2 test cases x 1 seed, Wilcoxon signed-rank
     assert rows["ALC (ours)"]["alc_minus"] is None
     alc = json.loads((out / "runs" / "10__HQ" / "seed0" / "nnUNetTrainerALC.json").read_text())
     assert len(alc["curves"]["selection_oracle_agreement"]) == 1 and len(alc["per_case"]) == 2
     table = (out / "evidence.md").read_text()
-    assert "clean-label ceiling" in table and "| ALC - method |" in table and "agreement with oracle" in table
+    assert "clean-label ceiling not measured yet" in table and "| ALC - method |" in table
+    assert "agreement with oracle" in table
     assert (out / "dice_by_seed.png").is_file() and (out / "label_correction.png").is_file()
     again = bench("bench_evidence.py", args, env)  # resumes: every run is done, nothing trains
-    assert "== " not in again.stdout and "Runs finished: 4 of 4" in again.stdout
+    assert "== " not in again.stdout and "Runs finished: 2 of 2" in again.stdout
 
 
 @pytest.mark.parametrize("script, args, message", [

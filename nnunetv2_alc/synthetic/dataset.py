@@ -120,4 +120,4 @@ def _check(dataset_id: int, num_train: int, num_test: int, radius: tuple[int, ..
 def _output_root(output_root: str | os.PathLike | None) -> Path:
     if output_root is not None:
         return Path(output_root)
-    return raw_root()
+    return raw_root(must_exist=False)  # a new dataset may create it

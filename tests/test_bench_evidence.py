@@ -1,0 +1,83 @@
+"""The parts of benchmarks/bench_evidence.py that need no training: run plan, clean twin, statistics, table.
+
+The script itself runs end to end in tests/test_benchmarks.py.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.stats import wilcoxon
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import bench_evidence as ev  # noqa: E402
+
+from nnunetv2_alc.synthetic import make_synthetic_dataset  # noqa: E402
+
+
+def test_plan_runs_setting_by_setting_with_ceiling_and_budget_check():
+    plan = ev.plan_runs({"a": "1", "b": "2"}, "9", [0, 1], ["T1", "T2"], budget_check=True)
+    assert plan == [("ceiling", "9", ev.STOCK, 0, 1), ("a", "1", "T1", 0, 1), ("a", "1", "T2", 0, 1),
+                    ("ceiling", "9", ev.STOCK, 1, 1), ("a", "1", "T1", 1, 1), ("a", "1", "T2", 1, 1),
+                    (f"a [{ev.BUDGET_CHECK}]", "1", ev.HSUP, 0, 2),
+                    ("b", "2", "T1", 0, 1), ("b", "2", "T2", 0, 1), ("b", "2", "T1", 1, 1), ("b", "2", "T2", 1, 1)]
+    assert ev.plan_runs({"a": "1"}, None, [3], ["T1"], budget_check=False) == [("a", "1", "T1", 3, 1)]
+
+
+def test_clean_twin_has_every_label_clean_and_tagged_hq(tmp_path):
+    source = make_synthetic_dataset(951, kind="tiny2d", seed=0, output_root=tmp_path)
+    name = ev.clean_twin(tmp_path, source.name, 952)
+    twin = tmp_path / name
+    assert name == "Dataset952_SyntheticTiny2DClean"
+    content = json.loads((twin / "dataset.json").read_text())
+    assert set(content["label_quality"].values()) == {"HQ"}
+    tags = json.loads((source / "dataset.json").read_text())["label_quality"]
+    for case, quality in tags.items():
+        clean = source / ("labelsTr_clean" if quality == "LQ" else "labelsTr") / f"{case}.nii.gz"
+        assert (twin / "labelsTr" / f"{case}.nii.gz").read_bytes() == clean.read_bytes()
+    names = [sorted(p.name for p in (folder / "imagesTs").iterdir()) for folder in (twin, source)]
+    assert names[0] == names[1]
+    assert ev.clean_twin(tmp_path, source.name, 952) == name  # exists: kept as it is
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # nothing half-written left
+
+
+def test_paired_difference_and_wilcoxon_against_scipy():
+    rng = np.random.default_rng(4)
+    ours = {f"{s}/{c}": float(v) for s in range(3) for c, v in enumerate(rng.random(8))}
+    theirs = {k: v - 0.05 + 0.1 * rng.random() for k, v in ours.items()} | {"9/extra": 0.5}
+    got = ev.paired(ours, theirs)
+    keys = sorted(ours)
+    difference = [100 * (ours[k] - theirs[k]) for k in keys]
+    assert got["n"] == 24 and got["wins"] == sum(d > 0 for d in difference)
+    assert got["mean"] == pytest.approx(sum(difference) / 24, rel=1e-12)
+    mean = sum(difference) / 24
+    assert got["std"] == pytest.approx((sum((d - mean) ** 2 for d in difference) / 23) ** 0.5, rel=1e-12)
+    assert got["p"] == pytest.approx(wilcoxon(difference).pvalue)
+    assert ev.paired({"0/a": 0.5}, {"0/a": 0.5})["p"] == 1.0
+    assert ev.paired({"0/a": 0.5}, {"1/a": 0.5}) == {"n": 0}
+
+
+def _run(trainer, seed, dice, setting="s"):
+    per_case = {f"c{i}": {"dice": d, "jaccard": d / 2, "hd95": 1.0, "asd": 0.5} for i, d in enumerate(dice)}
+    return {"trainer": trainer, "method": ev.display_name(trainer), "seed": seed, "setting": setting,
+            "per_case": per_case, "empty_predictions": all(d == 0 for d in dice), "curves": {}}
+
+
+def test_summary_orders_methods_flags_empty_models_and_pairs_with_alc():
+    runs = [_run(ev.ALC, 0, [0.8, 0.9]), _run(ev.ALC, 1, [0.7, 0.9]), _run(ev.HSUP, 0, [0.6, 0.7]),
+            _run(ev.HSUP, 1, [0.5, 0.8]), _run("nnUNetTrainerMeanTeacher", 0, [0.0, 0.0])]
+    summary = ev.summarise(runs)["s"]
+    assert list(summary) == ["H-Sup", "Mean Teacher", "ALC (ours)"]
+    assert summary["H-Sup"]["per_seed"]["dice"] == pytest.approx([0.65, 0.65])
+    assert summary["H-Sup"]["alc_minus"]["n"] == 4 and summary["H-Sup"]["alc_minus"]["wins"] == 4
+    assert summary["Mean Teacher"]["empty"]
+    report = {"budget": {"device_name": "CPU", "configuration": "2d", "epochs": 1, "iterations": 1},
+              "command": "x", "finished": 5, "planned": 5, "datasets": {"s": "D"}, "lq_dice": {"s": 0.7},
+              "summary": {"s": summary}, "selection": {}}
+    table = "\n".join(ev.markdown(report))
+    assert "| Mean Teacher | 0 | empty on every test case |" in table
+    assert "| H-Sup | 0,1 | 65.00 ± 0.00 |" in table and "clean-label ceiling not measured yet" in table
