@@ -304,12 +304,12 @@ def main() -> None:
         result = run_one(run_bench, dataset_id, name, trainer, seed, work, tag) | {"setting": setting}
         target.parent.mkdir(parents=True, exist_ok=True)
         write_text_atomic(target, json.dumps(result, indent=1))
-        report_all(out, args, budget, plan, names)
-    report = report_all(out, args, budget, plan, names)
+        report_all(out, budget, plan, names)
+    report = report_all(out, budget, plan, names)
     print("\n".join(markdown(report)))
 
 
-def report_all(out: Path, args, budget, plan, names) -> dict:
+def report_all(out: Path, budget, plan, names) -> dict:
     """Tables, JSON and plots from every finished run file under ``out``."""
     runs = [json.loads(p.read_text()) for p in sorted((out / "runs").rglob("*.json"))]
     for run in runs:
