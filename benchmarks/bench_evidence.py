@@ -40,8 +40,8 @@ import matplotlib
 matplotlib.use("agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-from harness import (Bench, add_budget_arguments, budget_from_args, logged_curves, parse_settings,  # noqa: E402
-                     write_report)
+from harness import (Bench, add_budget_arguments, add_resume_arguments, budget_from_args, logged_curves,  # noqa: E402
+                     out_of_time, parse_settings, write_report)
 from scipy.stats import wilcoxon  # noqa: E402
 
 from nnunetv2_alc.atomic_write import atomic_folder, write_text_atomic  # noqa: E402
@@ -50,6 +50,7 @@ from nnunetv2_alc.progress import ALC_KEYS  # noqa: E402
 from nnunetv2_alc.raw_dataset import CLEAN_LABELS_TR, DATASET_JSON, LABELS_TR  # noqa: E402
 from nnunetv2_alc.refinement_diagnostics import SELECTION_CHECK_KEYS  # noqa: E402
 from nnunetv2_alc.trainer_registry import BENCHMARK_TRAINERS, display_name  # noqa: E402
+from noise_generation.make_noisy import mean_lq_dice  # noqa: E402
 
 ALC = "nnUNetTrainerALC"
 STOCK = "nnUNetTrainerStock"
@@ -90,8 +91,7 @@ def lq_label_dice(raw: Path, name: str) -> float:
     manifest = raw / name / "noise_manifest.json"
     if not manifest.is_file():
         return math.nan
-    rows = [r for r in json.loads(manifest.read_text())["cases"] if r["quality"] == "LQ"]
-    return float(np.mean([r["dice"] for r in rows])) if rows else math.nan
+    return mean_lq_dice(json.loads(manifest.read_text())["cases"])
 
 
 def run_file(out: Path, setting: str, seed: int, trainer: str) -> Path:
@@ -273,8 +273,7 @@ def main() -> None:
     parser.add_argument("--budget-check", action="store_true", help="one H-Sup run with twice the epochs")
     add_budget_arguments(parser)
     parser.add_argument("--out", default="benchmarks/results/evidence")
-    parser.add_argument("--work", help="models and predictions (default: <out>/work, not for git)")
-    parser.add_argument("--max-minutes", type=float, default=math.inf, help="start no run after this long")
+    add_resume_arguments(parser, "run")
     parser.add_argument("--report-only", action="store_true", help="rebuild the report from finished runs")
     args = parser.parse_args()
     settings, budget, out = parse_settings(args.dataset), budget_from_args(args), Path(args.out)
@@ -291,8 +290,7 @@ def main() -> None:
         target = run_file(out, setting, seed, trainer)
         if args.report_only or target.is_file():
             continue
-        if (time.monotonic() - start) / 60 > args.max_minutes:
-            print(f"--max-minutes {args.max_minutes} reached: stopping; rerun the same command to go on.", flush=True)
+        if out_of_time(start, args.max_minutes):
             break
         name = names[CEILING] if setting == CEILING else names[setting.split(" [")[0]]
         run_bench = Bench(replace(budget, seed=seed, epochs=budget.epochs * factor), out, reuse=True)

@@ -10,18 +10,21 @@ clean test labels; the default point is trained once and shared by every sweep::
         --tiny-network --batch-size 24 --disable-tta --vary num_passes=2,4,8 --vary k=0.25,0.5,0.75,1
 
 Writes ``sensitivity.json`` and ``sensitivity.md`` into ``--out`` after every variant and prints the
-tables last. ``--reuse`` keeps models and predictions already there (e.g. the default point copied
-from ``bench_accuracy.py``'s ALC model of the same dataset, budget and seed).
+tables last; models and predictions go to ``--work`` (default ``<out>/work``, not for git). ``--reuse``
+resumes: variants that ``sensitivity.json`` holds for the same dataset, budget and ALC config are kept
+without their models (so a sweep can run in pieces across sessions, ``--max-minutes`` ends a piece),
+and models and complete predictions in ``--work`` are used again.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
 
-from harness import Bench, add_budget_arguments, budget_from_args, write_report
+from harness import Bench, add_budget_arguments, add_resume_arguments, budget_from_args, out_of_time, write_report
 
 from nnunetv2_alc.config import ALCConfig, ALCConfigError
 from nnunetv2_alc.evaluation import evaluate_folders, format_comparison_table
@@ -64,10 +67,12 @@ def main() -> None:
     parser.add_argument("-d", dest="dataset", required=True, help="dataset id or name")
     parser.add_argument("--vary", action="append", help=f"NAME=V1,V2,... (default: {' '.join(PAPER_GRID)})")
     add_budget_arguments(parser)
-    parser.add_argument("--reuse", action="store_true", help="keep models and complete predictions already in --out")
+    parser.add_argument("--reuse", action="store_true", help="keep the variants and models of an earlier run")
     parser.add_argument("--out", default="benchmarks/results/sensitivity")
+    add_resume_arguments(parser, "variant")
     args = parser.parse_args()
     budget, out = budget_from_args(args), Path(args.out)
+    work = Path(args.work) if args.work else out / "work"
     try:
         defaults = ALCConfig.from_sources()
     except ALCConfigError as e:
@@ -77,20 +82,46 @@ def main() -> None:
     name, dataset_json = bench.dataset(args.dataset)
     start = time.monotonic()
     report = {"command": "python " + " ".join(sys.argv), "dataset": name, "budget": budget.record(),
-              "defaults": {k: getattr(defaults, k) for k in sweeps}, "sweeps": sweeps, "variants": {}}
-    bench.plan(args.dataset, name)
+              "config": defaults.as_dict(), "defaults": {k: getattr(defaults, k) for k in sweeps}, "sweeps": sweeps,
+              "variants": {}}
+    kept = earlier_variants(out / "sensitivity.json", report) if args.reuse else {}
+    planned = False
     for setting in variants(sweeps, defaults):
         tag = variant_tag(setting)
-        predictions = out / "predictions" / name / tag
-        run = bench.train_and_predict(args.dataset, name, ALC, predictions, tag, setting, out / "models" / tag)
+        if tag in kept:
+            print(f"{tag}: kept from {out / 'sensitivity.json'}", flush=True)
+            report["variants"][tag] = kept[tag]
+            continue
+        if out_of_time(start, args.max_minutes):
+            break
+        if not planned:
+            bench.plan(args.dataset, name)
+            planned = True
+        predictions = work / "predictions" / name / tag
+        run = bench.train_and_predict(args.dataset, name, ALC, predictions, tag, setting, work / "models" / tag)
         evaluation = evaluate_folders(str(bench.raw / name / "labelsTs"), {tag: str(predictions)}, num_processes=2,
                                       show_progress=False)
         report["variants"][tag] = {"setting": setting, "run": run, "evaluation": evaluation}
         report["seconds"] = time.monotonic() - start
-        markdown = format_report(report)
-        write_report(out, "sensitivity", report, markdown)
+        write_report(out, "sensitivity", report, format_report(report))
+    markdown = format_report(report)
+    write_report(out, "sensitivity", report, markdown)
     print("\n" + "\n".join(markdown))
-    print(f"\nDone in {format_seconds(report['seconds'])}; raw results in {out / 'sensitivity.json'}")
+    print(f"\n{len(report['variants'])} of {len(variants(sweeps, defaults))} variants done in "
+          f"{format_seconds(time.monotonic() - start)}; raw results in {out / 'sensitivity.json'}")
+
+
+def earlier_variants(path: Path, report: dict) -> dict:
+    """The variants of an earlier ``sensitivity.json`` when its dataset, budget and ALC config are this run's."""
+    if not path.is_file():
+        return {}
+    earlier = json.loads(path.read_text())
+    same = [earlier.get(key) == report[key] for key in ("dataset", "config")]
+    budget = {k: v for k, v in report["budget"].items() if k not in ("device_name", "torch")}
+    if not all(same) or any(earlier["budget"].get(k) != v for k, v in budget.items()):
+        print(f"{path} is from another dataset, budget or ALC config: its variants are not kept", flush=True)
+        return {}
+    return earlier["variants"]
 
 
 def format_report(report: dict) -> list[str]:
@@ -99,6 +130,8 @@ def format_report(report: dict) -> list[str]:
     lines = [f"# Sensitivity of ALC ({budget['device_name']}, {report['dataset']}, {budget['configuration']}, "
              f"{budget['epochs']} epochs x {budget['iterations']} iterations, seed {budget['seed']})", "",
              f"Command: `{report['command']}`", "", f"Defaults: {report['defaults']}", ""]
+    if not report["variants"]:
+        return lines + ["No variant trained yet."]
     first = next(iter(report["variants"].values()))["evaluation"]
     for name, values in report["sweeps"].items():
         rows = {}

@@ -9,10 +9,13 @@ and evaluated instead of nnU-Net's validation of the fold, which is skipped (``A
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import os
 import platform
 import sys
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -24,6 +27,8 @@ from nnunetv2_alc.atomic_write import write_text_atomic
 from nnunetv2_alc.jobs import Job, run_job
 from nnunetv2_alc.tiny_plans import set_batch_size, shrink_network
 from nnunetv2_alc.trainer_registry import display_name
+
+PLAN_STAMP = "alc_bench_plan.json"  # in the preprocessed dataset folder, see Bench.plan
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,20 @@ def add_budget_arguments(parser) -> None:
     parser.add_argument("--tiny-network", action="store_true", help="shrink the planned network (CPU runs)")
     parser.add_argument("--batch-size", type=int, help="replace the planned batch size")
     parser.add_argument("--disable-tta", action="store_true", help="predict without mirroring (faster, CPU runs)")
+
+
+def add_resume_arguments(parser, what: str) -> None:
+    """``--work`` and ``--max-minutes``: the options of a grid that is run in pieces across sessions."""
+    parser.add_argument("--work", help="models and predictions (default: <out>/work, not for git)")
+    parser.add_argument("--max-minutes", type=float, default=math.inf, help=f"start no {what} after this long")
+
+
+def out_of_time(start: float, max_minutes: float) -> bool:
+    """True, and says how to go on, once ``max_minutes`` have passed since ``start`` (``time.monotonic()``)."""
+    if (time.monotonic() - start) / 60 <= max_minutes:
+        return False
+    print(f"--max-minutes {max_minutes} reached: stopping; rerun the same command to go on.", flush=True)
+    return True
 
 
 def budget_from_args(args) -> Budget:
@@ -109,16 +128,37 @@ class Bench:
         return name, dataset_json
 
     def plan(self, dataset_id: str, name: str) -> None:
-        """Plan and preprocess (nnU-Net skips nothing: plans are rewritten), then shrink the network if asked."""
+        """Plan and preprocess, then shrink the network if asked; skipped when :data:`PLAN_STAMP` still matches.
+
+        The stamp, written after a plan succeeds, records the budget's planning options, the raw files (path,
+        size, mtime) and the resulting plans file, so rewritten raw data, another budget or a plan made by hand
+        in between all plan again.
+        """
         b = self.budget
+        folder = Path(self.env["nnUNet_preprocessed"]) / name
+        plans, stamp_file = folder / "nnUNetPlans.json", folder / PLAN_STAMP
+        if stamp_file.is_file() and json.loads(stamp_file.read_text()) == self._plan_stamp(name, plans):
+            print(f"{name}: planned with this budget already ({stamp_file}); not planning again", flush=True)
+            return
+        stamp_file.unlink(missing_ok=True)
         planning_env = {k: v for k, v in self.env.items() if k != "nnUNet_n_proc_DA"}
         run_job(Job("plan", ["nnUNetv2_plan_and_preprocess", "-d", dataset_id, "-c", b.configuration, "-np", "2"],
                     self.out / "logs" / f"{name}_plan.log", planning_env))
-        plans = Path(self.env["nnUNet_preprocessed"]) / name / "nnUNetPlans.json"
         if b.tiny_network:
             shrink_network(plans, b.configuration, batch_size=b.batch_size)
         elif b.batch_size:
             set_batch_size(plans, b.configuration, b.batch_size)
+        write_text_atomic(stamp_file, json.dumps(self._plan_stamp(name, plans), indent=2))
+
+    def _plan_stamp(self, name: str, plans: Path) -> dict:
+        """What a plan depends on: planning options, the raw dataset's files and the plans file it left."""
+        b = self.budget
+        raw = self.raw / name
+        files = sorted([str(p.relative_to(raw)), p.stat().st_size, p.stat().st_mtime_ns]
+                       for p in raw.rglob("*") if p.is_file())
+        return {"configuration": b.configuration, "tiny_network": b.tiny_network, "batch_size": b.batch_size,
+                "raw_files": hashlib.sha256(json.dumps(files).encode()).hexdigest(),
+                "plans": hashlib.sha256(plans.read_bytes()).hexdigest() if plans.is_file() else None}
 
     def train_and_predict(self, dataset_id: str, name: str, trainer: str, predictions: Path, tag: str = "",
                           settings: dict[str, str] | None = None, results: Path | None = None,

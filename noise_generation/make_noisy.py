@@ -24,6 +24,7 @@ import argparse
 import csv
 import hashlib
 import io
+import math
 import os
 import shutil
 from typing import Sequence
@@ -189,6 +190,12 @@ def make_noisy_dataset(
     return rows
 
 
+def mean_lq_dice(rows: list[dict]) -> float:
+    """Mean Dice of the LQ cases' noisy labels to their clean ones over manifest rows (NaN without LQ rows)."""
+    lq = [row["dice"] for row in rows if row["quality"] == LQ]
+    return float(np.mean(lq)) if lq else math.nan
+
+
 def summarize(rows: list[dict]) -> str:
     """Multi-line summary of manifest rows: counts, operations, mean Dice of noisy vs clean labels."""
     tags = {row["case"]: row["quality"] for row in rows}
@@ -198,7 +205,7 @@ def summarize(rows: list[dict]) -> str:
     lines = [
         f"Cases: {describe_tags(tags)}",
         f"LQ corruptions: {counts}; erosion radius reduced to keep every class: {shrunk} case(s)",
-        f"Mean Dice noisy vs clean: LQ {np.mean([row['dice'] for row in lq]):.4f}, "
+        f"Mean Dice noisy vs clean: LQ {mean_lq_dice(rows):.4f}, "
         f"all {np.mean([row['dice'] for row in rows]):.4f}",
     ]
     return "\n".join(lines)

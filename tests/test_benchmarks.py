@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -97,17 +98,26 @@ def test_label_correction_reads_the_alc_model(workspace):
     assert missing.returncode != 0 and "checkpoint_final.pth does not exist" in missing.stderr
 
 
-def test_sensitivity_trains_the_default_once_and_each_changed_value(workspace):
+def test_sensitivity_trains_the_default_once_and_each_changed_value_and_resumes(workspace):
     root, env = workspace
     out = root / "sensitivity"
-    bench("bench_sensitivity.py", ["-d", str(DATASET_ID), "--vary", "num_passes=2,8", *BUDGET, "--out", str(out)], env)
+    args = ["-d", str(DATASET_ID), "--vary", "num_passes=2,8", *BUDGET, "--out", str(out)]
+    result = bench("bench_sensitivity.py", args, env)
+    assert "planned with this budget already" in result.stdout  # bench_accuracy planned it (harness.PLAN_STAMP)
     report = json.loads((out / "sensitivity.json").read_text())
     assert list(report["variants"]) == ["default", "num_passes=2"]
     assert report["defaults"] == {"num_passes": 8}
-    log = "".join(p.read_text() for p in (out / "models" / "num_passes=2").rglob("training_log_*.txt"))
+    log = "".join(p.read_text() for p in (out / "work" / "models" / "num_passes=2").rglob("training_log_*.txt"))
     assert "EMA, 2 passes" in log
     markdown = (out / "sensitivity.md").read_text()
     assert "| num_passes = 2 |" in markdown and "| num_passes = 8 |" in markdown
+    shutil.rmtree(out / "work")  # a later session without the models: the finished variants are kept
+    again = bench("bench_sensitivity.py", args + ["--reuse"], env)
+    assert "num_passes=2: kept from" in again.stdout and "2 of 2 variants done" in again.stdout
+    assert not (out / "work").exists()
+    assert json.loads((out / "sensitivity.json").read_text())["variants"] == report["variants"]
+    other = bench("bench_sensitivity.py", args + ["--reuse", "--seed", "1", "--max-minutes", "0"], env)
+    assert "from another dataset, budget or ALC config" in other.stdout and "--max-minutes 0.0 reached" in other.stdout
 
 
 def test_dropout_placements_are_compared_on_a_validation_dataset(workspace):

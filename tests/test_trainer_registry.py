@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from nnunetv2_alc.demo.pipeline import method_name
 from nnunetv2_alc.trainer_registry import (BENCHMARK_TRAINERS, TrainerRegistryError, display_name, scan_trainers,
                                            trainer_classes, trainer_module_names)
 
@@ -46,12 +45,11 @@ def test_every_class_has_its_own_display_name_and_no_two_share_one():
 def test_display_names_and_order_read_as_before():
     assert BENCHMARK_TRAINERS == tuple(NAMES)
     assert {t: display_name(t) for t in BENCHMARK_TRAINERS} == NAMES
-    assert {t: method_name(t) for t in BENCHMARK_TRAINERS} == NAMES
 
 
 @pytest.mark.parametrize("name", ["nnUNetTrainer", "nnUNetTrainerSomethingElse", ""])
 def test_unknown_trainer_is_named_by_itself(name):
-    assert display_name(name) == name == method_name(name)
+    assert display_name(name) == name
 
 
 def write_package(root: Path, package: str, modules: dict[str, str]) -> None:

@@ -69,11 +69,6 @@ class DemoSettings:
         return f"Dataset{DATASET_ID:03d}_{PRESETS[self.kind].dataset_name}"
 
 
-def method_name(trainer: str) -> str:
-    """The paper's name of a trainer (Table I: its class's ``display_name``), else the trainer's own name."""
-    return display_name(trainer)
-
-
 def check_settings(settings: DemoSettings) -> None:
     """Reject settings the demo cannot run, before anything is written."""
     kinds_3d = [kind for kind, preset in PRESETS.items() if preset.shape[0] > 1]
@@ -122,26 +117,26 @@ def run_demo(settings: DemoSettings, out: Callable[[str], None] = partial(print,
     else:
         step("keep the planned network")
 
-    step(f"train {', '.join(method_name(t) for t in settings.trainers)} (nnUNetv2_train)")
+    step(f"train {', '.join(display_name(t) for t in settings.trainers)} (nnUNetv2_train)")
     train_env = {**env, "ALC_NUM_EPOCHS": str(settings.epochs), "ALC_ITERATIONS_PER_EPOCH": str(settings.iterations),
                  "ALC_VAL_ITERATIONS_PER_EPOCH": str(settings.val_iterations), "ALC_SEED": str(settings.seed)}
     if cpu:
         train_env["nnUNet_n_proc_DA"] = "0"  # data augmentation in the training process: no idle workers
     for trainer in settings.trainers:
-        run_job(Job(method_name(trainer), ["nnUNetv2_train", str(DATASET_ID), CONFIGURATION, FOLD, "-tr", trainer,
+        run_job(Job(display_name(trainer), ["nnUNetv2_train", str(DATASET_ID), CONFIGURATION, FOLD, "-tr", trainer,
                                            "-device", settings.device],
                     work.logs / f"train_{trainer}.log", train_env, settings.epochs))
 
     step("predict the test cases with every model (nnUNetv2_predict)")
     for trainer in settings.trainers:
-        run_job(Job(method_name(trainer), ["nnUNetv2_predict", "-i", str(dataset / "imagesTs"),
+        run_job(Job(display_name(trainer), ["nnUNetv2_predict", "-i", str(dataset / "imagesTs"),
                                            "-o", str(work.predictions / trainer), "-d", str(DATASET_ID),
                                            "-c", CONFIGURATION, "-f", FOLD, "-tr", trainer, "-device", settings.device,
                                            "-npp", "1", "-nps", "1"],
                     work.logs / f"predict_{trainer}.log", env))
 
     step("evaluate against the clean test labels (Dice, Jaccard, 95HD, ASD)")
-    folders = {method_name(t): str(work.predictions / t) for t in settings.trainers}
+    folders = {display_name(t): str(work.predictions / t) for t in settings.trainers}
     results = evaluate_folders(str(dataset / "labelsTs"), folders, num_processes=1, output_folder=str(work.evaluation),
                                show_progress=False)
     background = background_false_positives(str(dataset / "labelsTs"), folders)
@@ -161,7 +156,7 @@ def run_demo(settings: DemoSettings, out: Callable[[str], None] = partial(print,
         "report": work.report / CSV_NAME,
         "worst cases": work.report / PNG_NAME,
         "refined labels": work.report / REFINED_FOLDER,
-        **{f"progress {method_name(t)}": folder / f"fold_{FOLD}" / "progress.png" for t, folder in models.items()},
+        **{f"progress {display_name(t)}": folder / f"fold_{FOLD}" / "progress.png" for t, folder in models.items()},
         "logs": work.logs,
     }
     out(f"\nDone in {format_seconds(time.monotonic() - start)}. Outputs:")

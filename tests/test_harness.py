@@ -1,0 +1,52 @@
+"""benchmarks/harness.py without training: the plan stamp that lets a benchmark skip planning again."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from harness import Bench, Budget  # noqa: E402
+
+NAME = "Dataset999_Stamp"
+BUDGET = Budget("2d", 1, 1, 0, "cpu", True, 4, False)
+
+
+@pytest.fixture
+def folders(tmp_path, monkeypatch):
+    for sub in ("raw", "preprocessed", "results"):
+        monkeypatch.setenv(f"nnUNet_{sub}", str(tmp_path / sub))
+    raw, pre = tmp_path / "raw" / NAME, tmp_path / "preprocessed" / NAME
+    (raw / "imagesTr").mkdir(parents=True)
+    (raw / "imagesTr" / "a_0000.nii.gz").write_bytes(b"image")
+    (raw / "dataset.json").write_text("{}")
+    pre.mkdir(parents=True)
+    (pre / "nnUNetPlans.json").write_text('{"plans": 1}')
+    return raw, pre
+
+
+def stamp(budget: Budget = BUDGET) -> dict:
+    bench = Bench(budget, Path(os.environ["nnUNet_results"]), reuse=True)
+    return bench._plan_stamp(NAME, Path(os.environ["nnUNet_preprocessed"]) / NAME / "nnUNetPlans.json")
+
+
+def test_stamp_is_stable_while_nothing_changes(folders):
+    assert stamp() == stamp()
+
+
+@pytest.mark.parametrize("change", ["raw file rewritten", "raw file added", "plans edited", "budget"])
+def test_stamp_changes_with_raw_data_plans_or_budget(folders, change):
+    raw, pre = folders
+    before = stamp()
+    if change == "raw file rewritten":
+        image = raw / "imagesTr" / "a_0000.nii.gz"
+        image.write_bytes(b"other image")
+    elif change == "raw file added":
+        (raw / "imagesTr" / "b_0000.nii.gz").write_bytes(b"image")
+    elif change == "plans edited":
+        (pre / "nnUNetPlans.json").write_text('{"plans": 2}')
+    assert stamp(replace(BUDGET, batch_size=8) if change == "budget" else BUDGET) != before
