@@ -231,12 +231,14 @@ def plot(report: dict, runs: list[dict], out: Path) -> None:
     settings = [s for s in report["summary"] if s != CEILING]
     if not settings:
         return
+    methods = dict.fromkeys(method for setting in settings for method in report["summary"][setting])
+    colour = {method: f"C{i % 10}" for i, method in enumerate(methods)}  # one colour per method in every panel
     fig, axes = plt.subplots(1, len(settings), figsize=(5 * len(settings), 4), squeeze=False)
     for ax, setting in zip(axes[0], settings):
         rows = report["summary"][setting]
         for x, (method, row) in enumerate(rows.items()):
             dice = 100 * np.array(row["per_seed"]["dice"])
-            ax.scatter(np.full(dice.size, x), dice, s=18)
+            ax.scatter(np.full(dice.size, x), dice, s=18, color=colour[method])
             ax.hlines(dice.mean(), x - 0.3, x + 0.3, color="k", lw=1)
         ceiling = report["summary"].get(CEILING, {}).get(display_name(STOCK))
         if ceiling:
