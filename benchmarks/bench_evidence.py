@@ -41,7 +41,7 @@ matplotlib.use("agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from harness import (Bench, add_budget_arguments, add_resume_arguments, budget_from_args, logged_curves,  # noqa: E402
-                     out_of_time, parse_settings, write_report)
+                     out_of_time, parse_settings, work_folder, write_report)
 from scipy.stats import wilcoxon  # noqa: E402
 
 from nnunetv2_alc.atomic_write import atomic_folder, write_text_atomic  # noqa: E402
@@ -279,7 +279,7 @@ def main() -> None:
     parser.add_argument("--report-only", action="store_true", help="rebuild the report from finished runs")
     args = parser.parse_args()
     settings, budget, out = parse_settings(args.dataset), budget_from_args(args), Path(args.out)
-    work = Path(args.work) if args.work else out / "work"
+    work = work_folder(args, out)
     bench = Bench(budget, out, reuse=True)
     names = {s: bench.dataset(d)[0] for s, d in settings.items()}
     ceiling = None

@@ -24,7 +24,8 @@ import sys
 import time
 from pathlib import Path
 
-from harness import Bench, add_budget_arguments, add_resume_arguments, budget_from_args, out_of_time, write_report
+from harness import (Bench, add_budget_arguments, add_resume_arguments, budget_from_args, out_of_time, work_folder,
+                     write_report)
 
 from nnunetv2_alc.config import ALCConfig, ALCConfigError
 from nnunetv2_alc.evaluation import evaluate_folders, format_comparison_table
@@ -72,7 +73,7 @@ def main() -> None:
     add_resume_arguments(parser, "variant")
     args = parser.parse_args()
     budget, out = budget_from_args(args), Path(args.out)
-    work = Path(args.work) if args.work else out / "work"
+    work = work_folder(args, out)
     try:
         defaults = ALCConfig.from_sources()
     except ALCConfigError as e:

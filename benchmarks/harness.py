@@ -66,6 +66,11 @@ def add_resume_arguments(parser, what: str) -> None:
     parser.add_argument("--max-minutes", type=float, default=math.inf, help=f"start no {what} after this long")
 
 
+def work_folder(args, out: Path) -> Path:
+    """The folder of models and predictions that ``--work`` names, ``<out>/work`` by default."""
+    return Path(args.work) if args.work else out / "work"
+
+
 def out_of_time(start: float, max_minutes: float) -> bool:
     """True, and says how to go on, once ``max_minutes`` have passed since ``start`` (``time.monotonic()``)."""
     if (time.monotonic() - start) / 60 <= max_minutes:
