@@ -136,10 +136,11 @@ def format_report(report: dict) -> list[str]:
     first = next(iter(report["variants"].values()))["evaluation"]
     for name, values in report["sweeps"].items():
         rows = {}
-        for value in values:
-            tag = "default" if value == report["defaults"][name] else variant_tag({name: value})
+        default = report["defaults"][name]
+        for value in sorted({*values, default}):
+            tag = "default" if value == default else variant_tag({name: value})
             if tag in report["variants"]:
-                rows[f"{name} = {value:g}"] = report["variants"][tag]["evaluation"]["methods"][tag]
+                rows[f"{name} = {value:g}" + (" (default)" if tag == "default" else "")] = report["variants"][tag]["evaluation"]["methods"][tag]
         if rows:
             table = format_comparison_table({"labels": first["labels"], "cases": first["cases"], "methods": rows})
             lines += [f"## {name}", "", table, ""]
