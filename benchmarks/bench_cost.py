@@ -3,10 +3,12 @@
 Every ALC trainer (baselines and ablations at their defaults, ALC at each m of ``--passes``) is compared
 with stock ``nnUNetTrainer``, all with the same plans, configuration, batch size and patch size. Training
 steps run on fixed random batches (data loading excluded), after warm-up, alternating between trainers round by
-round so that drifts in machine load hit all of them alike; the median step time is reported. Peak
-memory is ``torch.cuda.max_memory_allocated`` during the steps (GPU only). The loader part times
-batches of nnU-Net's ``nnUNetDataLoader`` and our ``HQLQDataLoader`` on the same preprocessed cases,
-with the same transforms, in the main process.
+round so that drifts in machine load hit all of them alike; the median step time is reported. In the
+same rounds, right after its step, each trainer with a teacher runs the teacher's m passes alone: the
+stock step plus their median is the floor that the method's arithmetic sets, and the overhead is the
+step's time above it. Peak memory is ``torch.cuda.max_memory_allocated`` during the steps (GPU only).
+The loader part times batches of nnU-Net's ``nnUNetDataLoader`` and our ``HQLQDataLoader`` on the same
+preprocessed cases, with the same transforms, in the main process.
 
 Needs a planned and preprocessed dataset whose dataset.json carries label_quality tags, e.g.::
 
@@ -41,8 +43,9 @@ STOCK = "nnUNetTrainerStock"  # nnUNetTrainer on the ALC_* schedule; the referen
 VARIANTS = tuple(t for t in BENCHMARK_TRAINERS if t not in (ALC, STOCK))  # baselines and ablations
 
 
-def make_trainer(dataset: str, configuration: str, trainer_name: str, device: torch.device):
-    trainer = get_trainer_from_args(dataset, configuration, 0, trainer_name, "nnUNetPlans", device=device)
+def make_trainer(dataset: str, configuration: str, trainer_name: str, device: torch.device,
+                 plans: str = "nnUNetPlans"):
+    trainer = get_trainer_from_args(dataset, configuration, 0, trainer_name, plans, device=device)
     trainer.initialize()
     trainer.network.train()
     return trainer
@@ -71,12 +74,17 @@ def batch_keys(trainer, label_quality: dict) -> list[str]:
     return [lq[i % len(lq)] for i in range(num_lq)] + [hq[i % len(hq)] for i in range(trainer.batch_size - num_lq)]
 
 
-def time_steps(trainers: dict, batches: dict, warmup: int, rounds: int, device: torch.device) -> dict:
-    """Median seconds per train_step and peak memory, interleaving trainers round by round."""
+def time_steps(trainers: dict, batches: dict, warmup: int, rounds: int, device: torch.device) -> tuple[dict, dict]:
+    """Median seconds per train_step and peak memory, and of the teacher's passes alone, interleaved.
+
+    Round by round, every trainer takes one step, and a trainer with a teacher then runs its passes alone
+    (:func:`teacher_seconds`) on the same batch, so that drifts in machine load hit steps and floors alike.
+    """
     for name, trainer in trainers.items():
         for _ in range(warmup):
             trainer.train_step(batches[name])
     times = {name: [] for name in trainers}
+    teacher_times = {name: [] for name, trainer in trainers.items() if getattr(trainer, "teacher", None) is not None}
     peaks = {}
     for name in trainers:
         if device.type == "cuda":
@@ -87,42 +95,40 @@ def time_steps(trainers: dict, batches: dict, warmup: int, rounds: int, device: 
             peaks[name] = torch.cuda.max_memory_allocated(device)
     for _ in range(rounds):
         for name, trainer in trainers.items():
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            start = time.perf_counter()
-            trainer.train_step(batches[name])
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            times[name].append(time.perf_counter() - start)
-    return {name: {"median_s": statistics.median(t), "all_s": t, "peak_bytes": peaks.get(name)}
-            for name, t in times.items()}
+            times[name].append(timed(lambda: trainer.train_step(batches[name]), device))
+            if name in teacher_times:
+                teacher_times[name].append(teacher_seconds(trainer, batches[name], device))
+    steps = {name: {"median_s": statistics.median(t), "all_s": t, "peak_bytes": peaks.get(name)}
+             for name, t in times.items()}
+    teacher = {name: {"teacher_median_s": statistics.median(t), "all_s": t, "passes": trainers[name].alc.num_passes,
+                      "lq_samples": trainers[name].local_num_lq} for name, t in teacher_times.items()}
+    return steps, teacher
 
 
-def teacher_share(trainers: dict, batches: dict, rounds: int, device: torch.device) -> dict:
-    """Median seconds of the teacher's m passes alone (inference mode, training autocast) on each batch's LQ samples.
+def timed(work, device: torch.device) -> float:
+    """Seconds that ``work()`` takes, with the GPU synchronised before and after."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    start = time.perf_counter()
+    work()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter() - start
+
+
+def teacher_seconds(trainer, batch: dict, device: torch.device) -> float:
+    """Seconds of the teacher's m passes alone (inference mode, training autocast) on the batch's LQ samples.
 
     These are the ``m x B_n`` gradient-free teacher forwards that ALC's arithmetic adds to a stock step.
     """
-    shares = {}
-    for name, trainer in trainers.items():
-        if getattr(trainer, "teacher", None) is None:
-            continue
-        lq = batches[name]["data"][:trainer.local_num_lq].to(device)
-        config = trainer.alc
-        seconds = []
-        for _ in range(rounds):
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            start = time.perf_counter()
-            with trainer._autocast():
-                trainer.teacher.stochastic_probabilities(lq, config.num_passes, config.noise_std, config.noise_clip,
-                                                         trainer.teacher_chunk, trainer.image_channels)
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            seconds.append(time.perf_counter() - start)
-        shares[name] = {"teacher_median_s": statistics.median(seconds), "passes": config.num_passes,
-                        "lq_samples": trainer.local_num_lq}
-    return shares
+    lq = batch["data"][:trainer.local_num_lq].to(device)
+    config = trainer.alc
+
+    def passes():
+        with trainer._autocast():
+            trainer.teacher.stochastic_probabilities(lq, config.num_passes, config.noise_std, config.noise_clip,
+                                                     trainer.teacher_chunk, trainer.image_channels)
+    return timed(passes, device)
 
 
 def floor(stock_s: float, teacher_s: float, step_s: float) -> dict:
@@ -164,11 +170,17 @@ def loader_throughput(trainer, label_quality: dict, batches: int) -> dict:
     return {name: {"batches_per_s": 1 / statistics.median(s), "all_s": s} for name, s in seconds.items()}
 
 
+def add_trainer_arguments(parser: argparse.ArgumentParser) -> None:
+    """-d, -c, -p and --device: which planned dataset, configuration, plans and device the trainers use."""
+    parser.add_argument("-d", required=True, help="dataset id or name (planned and preprocessed, with HQ/LQ tags)")
+    parser.add_argument("-c", default="3d_fullres", help="configuration")
+    parser.add_argument("-p", default="nnUNetPlans", help="plans identifier, as for nnUNetv2_train")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("-d", required=True, help="dataset id or name (planned and preprocessed)")
-    parser.add_argument("-c", default="3d_fullres", help="configuration")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    add_trainer_arguments(parser)
     parser.add_argument("--passes", type=int, nargs="+", default=[4, 8], help="teacher passes m of nnUNetTrainerALC")
     parser.add_argument("--trainers", nargs="*", default=list(VARIANTS),
                         help="other trainers, measured at their default settings (env ALC_* apply)")
@@ -180,16 +192,15 @@ def main() -> None:
     device = torch.device(args.device)
     os.environ.setdefault("nnUNet_compile", "false" if device.type == "cpu" else "true")
 
-    trainers = {"nnUNetTrainer": make_trainer(args.d, args.c, "nnUNetTrainer", device)}
+    trainers = {"nnUNetTrainer": make_trainer(args.d, args.c, "nnUNetTrainer", device, args.p)}
     for name in args.trainers:  # the baselines and ablations at their own defaults
-        trainers[name] = make_trainer(args.d, args.c, name, device)
+        trainers[name] = make_trainer(args.d, args.c, name, device, args.p)
     for m in args.passes:
         os.environ["ALC_NUM_PASSES"] = str(m)
-        trainers[f"{ALC} (m={m})"] = make_trainer(args.d, args.c, ALC, device)
+        trainers[f"{ALC} (m={m})"] = make_trainer(args.d, args.c, ALC, device, args.p)
     label_quality = trainers[f"{ALC} (m={args.passes[0]})"].label_quality
     batches = {name: random_batch(t, batch_keys(t, label_quality), seed=0) for name, t in trainers.items()}
-    steps = time_steps(trainers, batches, args.warmup, args.rounds, device)
-    teacher = teacher_share(trainers, batches, args.rounds, device)
+    steps, teacher = time_steps(trainers, batches, args.warmup, args.rounds, device)
     loaders = loader_throughput(trainers["nnUNetTrainer"], label_quality, args.loader_batches)
 
     stock = steps["nnUNetTrainer"]
@@ -202,8 +213,10 @@ def main() -> None:
                    else f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"),
         "torch": torch.__version__,
         "configuration": args.c,
+        "plans": args.p,
         "patch_size": list(reference.configuration_manager.patch_size),
         "batch_size": reference.batch_size,
+        "network_parameters": sum(p.numel() for p in reference.network.parameters()),
         "steps": steps,
         "teacher_passes": teacher,
         "floors": floors,
@@ -213,9 +226,10 @@ def main() -> None:
     with open(args.out, "w") as f:
         json.dump(result, f, indent=2)
 
-    print(f"\nCost on {result['device']}, {args.c}, patch {result['patch_size']}, batch {result['batch_size']} "
+    print(f"\nCost on {result['device']}, {args.p} {args.c}, patch {result['patch_size']}, "
+          f"batch {result['batch_size']}, {result['network_parameters'] / 1e6:.2f} M network parameters "
           f"(medians of {args.rounds} interleaved steps)")
-    print("Floor: the stock step plus the teacher's m x B_n passes, each timed alone in this run; overhead: the "
+    print("Floor: the stock step plus the teacher's m x B_n passes, each timed alone in the same rounds; overhead: the "
           "step's time above that floor.")
     print("| trainer | step [s] | step ratio | teacher passes [s] | floor ratio | overhead above floor "
           "| peak memory [GiB] | memory ratio |")

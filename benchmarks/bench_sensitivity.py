@@ -140,7 +140,8 @@ def format_report(report: dict) -> list[str]:
         for value in sorted({*values, default}):
             tag = "default" if value == default else variant_tag({name: value})
             if tag in report["variants"]:
-                rows[f"{name} = {value:g}" + (" (default)" if tag == "default" else "")] = report["variants"][tag]["evaluation"]["methods"][tag]
+                label = f"{name} = {value:g}" + (" (default)" if tag == "default" else "")
+                rows[label] = report["variants"][tag]["evaluation"]["methods"][tag]
         if rows:
             table = format_comparison_table({"labels": first["labels"], "cases": first["cases"], "methods": rows})
             lines += [f"## {name}", "", table, ""]

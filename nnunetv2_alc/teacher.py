@@ -28,14 +28,22 @@ class MeanTeacher:
         self.max_decay = max_decay
         self.step = 0
         self.forward: Callable[[torch.Tensor], torch.Tensor] = self.network
+        self._paired: Optional[tuple[nn.Module, EMAPairs]] = None  # the student of the last update, its pairs
 
     def compile(self) -> None:
         self.forward = torch.compile(self.network)
 
     @torch.no_grad()
     def update(self, student: nn.Module) -> None:
-        """theta_t = g * theta_t + (1 - g) * theta_s with g = min(1 - 1/(step+1), max_decay)."""
-        ema_update_(self.network, student, ema_decay(self.step, self.max_decay))
+        """theta_t = g * theta_t + (1 - g) * theta_s with g = min(1 - 1/(step+1), max_decay).
+
+        The teacher's and the student's tensors are paired by name once per student module and reused:
+        pairing took most of an update's time on the CPU. Loading weights with ``load_state_dict`` keeps
+        the tensors (it copies into them), so the pairs stay valid across checkpoints.
+        """
+        if self._paired is None or self._paired[0] is not student:
+            self._paired = (student, ema_pairs(self.network, student))
+        self._paired[1].update_(ema_decay(self.step, self.max_decay))
         self.step += 1
 
     @torch.inference_mode()
@@ -103,18 +111,36 @@ def ema_update_(teacher: nn.Module, student: nn.Module, decay: float) -> None:
     Buffers (e.g. BatchNorm running statistics) are copied from the student. Both modules may be wrapped
     (see :func:`unwrap_model`); their parameter and buffer names must match.
     """
-    if not 0.0 <= decay <= 1.0:
-        raise ValueError(f"decay must be in [0, 1], got {decay!r}")
+    ema_pairs(teacher, student).update_(decay)
+
+
+class EMAPairs:
+    """The teacher's parameters and buffers, each with the student's tensor of the same name."""
+
+    def __init__(self, teacher_params: list, student_params: list, teacher_buffers: list, student_buffers: list):
+        self.teacher_params, self.student_params = teacher_params, student_params
+        self.teacher_buffers, self.student_buffers = teacher_buffers, student_buffers
+
+    @torch.no_grad()
+    def update_(self, decay: float) -> None:
+        """theta_t = decay * theta_t + (1 - decay) * theta_s for the parameters; buffers copied (Eq. 3)."""
+        if not 0.0 <= decay <= 1.0:
+            raise ValueError(f"decay must be in [0, 1], got {decay!r}")
+        if self.teacher_params:
+            torch._foreach_lerp_(self.teacher_params, self.student_params, 1.0 - decay)
+        for teacher_buffer, student_buffer in zip(self.teacher_buffers, self.student_buffers):
+            teacher_buffer.copy_(student_buffer)
+
+
+def ema_pairs(teacher: nn.Module, student: nn.Module) -> EMAPairs:
+    """Pair the tensors of two (possibly wrapped) modules by name; ``ValueError`` when the names differ."""
     teacher, student = unwrap_model(teacher), unwrap_model(student)
     t_params, s_params = dict(teacher.named_parameters()), dict(student.named_parameters())
     t_buffers, s_buffers = dict(teacher.named_buffers()), dict(student.named_buffers())
     if t_params.keys() != s_params.keys() or t_buffers.keys() != s_buffers.keys():
         raise ValueError("teacher and student have different parameter or buffer names")
-    names = list(t_params)
-    if names:
-        torch._foreach_lerp_([t_params[n] for n in names], [s_params[n] for n in names], 1.0 - decay)
-    for name, buffer in t_buffers.items():
-        buffer.copy_(s_buffers[name])
+    return EMAPairs([t_params[n] for n in t_params], [s_params[n] for n in t_params],
+                    [t_buffers[n] for n in t_buffers], [s_buffers[n] for n in t_buffers])
 
 
 def teacher_noise(x: Tensor, std: float = 0.1, clip: float = 0.2,

@@ -200,9 +200,30 @@ def test_cost_compares_every_trainer_with_stock_nnunet(workspace):
     assert set(report["teacher_passes"]) == {"nnUNetTrainerMeanTeacher", "nnUNetTrainerALC (m=2)"}
     assert report["teacher_passes"]["nnUNetTrainerALC (m=2)"]["passes"] == 2
     assert set(report["loaders"]) == {"nnUNetDataLoader", "HQLQDataLoader"}
+    assert report["plans"] == "nnUNetPlans" and report["network_parameters"] > 0
+    assert len(report["teacher_passes"]["nnUNetTrainerALC (m=2)"]["all_s"]) == 2  # timed in the 2 rounds
     assert "| nnUNetTrainerALC (m=2) |" in result.stdout and "overhead above floor" in result.stdout
     floor = report["floors"]["nnUNetTrainerALC (m=2)"]
     stock, teacher = report["steps"]["nnUNetTrainer"]["median_s"], report["teacher_passes"]["nnUNetTrainerALC (m=2)"]
     assert floor["floor_s"] == pytest.approx(stock + teacher["teacher_median_s"])
     step = report["steps"]["nnUNetTrainerALC (m=2)"]["median_s"]
     assert floor["overhead"] == pytest.approx(step / floor["floor_s"] - 1)
+
+
+def test_step_parts_add_up_to_the_step(workspace):
+    root, env = workspace
+    out = root / "parts.json"
+    result = bench("bench_step_parts.py", ["-d", str(DATASET_ID), "-c", "2d", "--device", "cpu", "--rounds", "2",
+                                           "--warmup", "1", "--passes", "2", "--out", str(out)], env)
+    report = json.loads(out.read_text())
+    assert list(report["parts_s"]) == ["nnUNetTrainer", "nnUNetTrainerMeanTeacher", "nnUNetTrainerALC (m=2)"]
+    stock, alc = report["parts_s"]["nnUNetTrainer"], report["parts_s"]["nnUNetTrainerALC (m=2)"]
+    assert "teacher passes" not in stock and "loss terms" not in stock and stock["l_seg calls"] > 0
+    assert all(alc[part] > 0 for part in ("teacher passes", "EMA update", "loss terms", "diagnostics"))
+    assert alc["loss terms"] > alc["l_seg calls"]  # the l_seg calls run inside the loss terms
+    for parts, nested in ((stock, 0.0), (alc, alc["l_seg calls"])):  # 2 rounds: medians are means, so they add
+        total = sum(v for k, v in parts.items() if k != "whole step") - nested
+        assert total == pytest.approx(parts["whole step"])
+    assert report["argmax_shape"] == [report["lq_samples"], 2, *report["argmax_shape"][2:]]
+    assert set(report["argmax_s"]) == {"torch.argmax(dim=1)", "class_argmax"}
+    assert "| teacher passes |" in result.stdout and "Class argmax on a" in result.stdout

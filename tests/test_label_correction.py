@@ -13,6 +13,7 @@ import torch
 from nnunetv2_alc.label_correction import (
     TeacherPasses,
     WindowedSelector,
+    class_argmax,
     consistency_loss,
     mean_probabilities,
     pseudo_labels,
@@ -209,9 +210,19 @@ def test_uniform_probabilities(dims, c):
 def test_exact_ties_go_to_first_index(device, m):
     # classes 1 and 2 tie exactly in every pass; class 0 is lower
     probs = torch.tensor([0.2, 0.4, 0.4], device=device).reshape(1, 1, 3, 1, 1).expand(m, 2, 3, 4, 4).contiguous()
-    assert (probs.mean(0).argmax(1) == 1).all()  # torch.argmax's own rule, which the functions rely on
+    assert (probs.mean(0).max(1).indices == 1).all()  # torch.max's own rule, which class_argmax relies on
     assert (refine_labels(probs) == 1).all()
     assert (pseudo_labels(probs) == 1).all()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.float64])
+@pytest.mark.parametrize("dims", SPATIAL)
+def test_class_argmax_matches_numpy_with_ties(dims, dtype):
+    # scores rounded to one decimal tie often; numpy's argmax also returns the first maximal index
+    scores = torch.rand(3, 5, *SPATIAL[dims], generator=torch.Generator().manual_seed(7)).round(decimals=1)
+    labels = class_argmax(scores.to(dtype))
+    assert labels.dtype == torch.int64 and labels.shape == (3, *SPATIAL[dims])
+    np.testing.assert_array_equal(labels.numpy(), scores.double().numpy().argmax(axis=1))
 
 
 @pytest.mark.parametrize("dims", SPATIAL)

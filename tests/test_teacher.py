@@ -79,6 +79,24 @@ def test_ema_update_sequence_matches_reference():
     np.testing.assert_allclose(snapshot(teacher)["0.weight"], expected, rtol=1e-6)
 
 
+def test_mean_teacher_update_reuses_its_pairs_and_follows_loaded_or_new_students():
+    student = small_net(0)
+    teacher = MeanTeacher(student, max_decay=0.5)
+    teacher.update(student)  # step 0, g = 0: a copy of the student
+    expected = snapshot(student)["0.weight"]
+    student.load_state_dict(small_net(1).state_dict())  # a checkpoint: copied into the same tensors
+    teacher.update(student)  # g = 0.5
+    expected = 0.5 * expected + 0.5 * snapshot(student)["0.weight"]
+    np.testing.assert_allclose(snapshot(teacher.network)["0.weight"], expected, rtol=1e-6, atol=1e-7)
+    np.testing.assert_array_equal(snapshot(teacher.network)["1.running_mean"], snapshot(student)["1.running_mean"])
+    other = small_net(2)  # another module: paired anew
+    teacher.update(other)
+    expected = 0.5 * expected + 0.5 * snapshot(other)["0.weight"]
+    np.testing.assert_allclose(snapshot(teacher.network)["0.weight"], expected, rtol=1e-6, atol=1e-7)
+    with pytest.raises(ValueError, match="different parameter or buffer names"):
+        teacher.update(nn.Sequential(nn.Conv3d(1, 4, 3)))
+
+
 def test_unwrap_model_and_wrapped_ema():
     net = small_net(2)
     compiled = torch.compile(net)  # lazily compiled: nothing runs until the first forward
