@@ -19,6 +19,7 @@ import functools
 import json
 import os
 import statistics
+import sys
 import time
 from collections import defaultdict
 
@@ -112,7 +113,7 @@ def main() -> None:
     parser.add_argument("--out", default="benchmarks/results/step_parts.json")
     args = parser.parse_args()
     device = torch.device(args.device)
-    os.environ.setdefault("nnUNet_compile", "false")
+    os.environ.setdefault("nnUNet_compile", "false" if device.type == "cpu" else "true")  # as bench_cost.py
 
     trainers = {"nnUNetTrainer": make_trainer(args.d, args.c, "nnUNetTrainer", device, args.p)}
     for name in args.trainers:
@@ -125,8 +126,9 @@ def main() -> None:
     parts = step_parts(trainers, batches, args.warmup, args.rounds)
     mean_shape = (alc.local_num_lq, alc.label_manager.num_segmentation_heads, *alc.configuration_manager.patch_size)
     argmax = argmax_seconds(mean_shape, args.rounds)
-    result = {"command": "python " + " ".join(os.sys.argv), "torch": torch.__version__, "plans": args.p,
-              "configuration": args.c, "batch_size": alc.batch_size, "lq_samples": alc.local_num_lq,
+    result = {"command": "python " + " ".join(sys.argv), "torch": torch.__version__, "plans": args.p,
+              "configuration": args.c, "patch_size": list(alc.configuration_manager.patch_size),
+              "batch_size": alc.batch_size, "lq_samples": alc.local_num_lq,
               "parts_s": parts, "argmax_shape": list(mean_shape), "argmax_s": argmax}
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
     with open(args.out, "w") as f:
@@ -141,6 +143,7 @@ def main() -> None:
     for part in ("whole step", *PARTS, "rest (backward, clipping, statistics)"):
         cells = [f"{1000 * parts[n][part]:.1f}" if part in parts[n] else "-" for n in names]
         print(f"| {part} | " + " | ".join(cells) + " |")
+    print("(each part's median on its own: the parts of one column need not add up to its whole step)")
     print(f"\nClass argmax on a {tuple(mean_shape)} tensor: " + ", ".join(
         f"{name} {1000 * seconds:.2f} ms" for name, seconds in argmax.items()))
 

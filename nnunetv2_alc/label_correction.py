@@ -106,7 +106,8 @@ def weighted_labels(probs: Tensor, weights: Tensor) -> Tensor:
     if weights.shape != probs.shape[:2] + probs.shape[3:]:
         raise ValueError(f"weights must have shape (m, B, *spatial) = {tuple(probs.shape[:2] + probs.shape[3:])}, "
                          f"got {tuple(weights.shape)}")
-    weighted = torch.mul(probs, weights.unsqueeze(2).float())  # float32 also for half-precision probs
+    weighted = torch.empty(probs.shape, dtype=torch.float32, device=probs.device)
+    torch.mul(probs, weights.unsqueeze(2), out=weighted)  # float32 whatever the dtypes of probs and weights
     return class_argmax(weighted.sum(dim=0))
 
 

@@ -38,8 +38,10 @@ class MeanTeacher:
         """theta_t = g * theta_t + (1 - g) * theta_s with g = min(1 - 1/(step+1), max_decay).
 
         The teacher's and the student's tensors are paired by name once per student module and reused:
-        pairing took most of an update's time on the CPU. Loading weights with ``load_state_dict`` keeps
-        the tensors (it copies into them), so the pairs stay valid across checkpoints.
+        pairing took most of an update's time on the CPU. Loading weights with ``load_state_dict`` copies
+        into the paired tensors, so the pairs stay valid across checkpoints. Replacing tensors instead
+        (``.to()`` of a network with buffers, ``load_state_dict(assign=True)``) needs :meth:`reset_pairs`;
+        the trainers never do it after the first update.
         """
         if self._paired is None or self._paired[0] is not student:
             self._paired = (student, ema_pairs(self.network, student))
@@ -69,12 +71,17 @@ class MeanTeacher:
         probs = torch.softmax(logits.float(), dim=1)
         return probs.reshape(num_passes, batch, *probs.shape[1:])
 
+    def reset_pairs(self) -> None:
+        """Pair the tensors anew at the next :meth:`update` (after either network's tensors were replaced)."""
+        self._paired = None
+
     def state_dict(self) -> dict:
         return {"weights": self.network.state_dict(), "step": self.step}
 
     def load_state_dict(self, state: dict) -> None:
         self.network.load_state_dict(state["weights"])
         self.step = int(state["step"])
+        self.reset_pairs()
 
 
 def _full_resolution(output) -> torch.Tensor:
@@ -117,7 +124,8 @@ def ema_update_(teacher: nn.Module, student: nn.Module, decay: float) -> None:
 class EMAPairs:
     """The teacher's parameters and buffers, each with the student's tensor of the same name."""
 
-    def __init__(self, teacher_params: list, student_params: list, teacher_buffers: list, student_buffers: list):
+    def __init__(self, teacher_params: list[Tensor], student_params: list[Tensor], teacher_buffers: list[Tensor],
+                 student_buffers: list[Tensor]):
         self.teacher_params, self.student_params = teacher_params, student_params
         self.teacher_buffers, self.student_buffers = teacher_buffers, student_buffers
 

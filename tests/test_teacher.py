@@ -83,14 +83,19 @@ def test_mean_teacher_update_reuses_its_pairs_and_follows_loaded_or_new_students
     student = small_net(0)
     teacher = MeanTeacher(student, max_decay=0.5)
     teacher.update(student)  # step 0, g = 0: a copy of the student
+    pairs = teacher._paired[1]
     expected = snapshot(student)["0.weight"]
     student.load_state_dict(small_net(1).state_dict())  # a checkpoint: copied into the same tensors
     teacher.update(student)  # g = 0.5
+    assert teacher._paired[1] is pairs  # reused, not paired anew
     expected = 0.5 * expected + 0.5 * snapshot(student)["0.weight"]
     np.testing.assert_allclose(snapshot(teacher.network)["0.weight"], expected, rtol=1e-6, atol=1e-7)
     np.testing.assert_array_equal(snapshot(teacher.network)["1.running_mean"], snapshot(student)["1.running_mean"])
     other = small_net(2)  # another module: paired anew
     teacher.update(other)
+    assert teacher._paired[1] is not pairs
+    teacher.load_state_dict(teacher.state_dict())  # the teacher's own state loaded: paired anew next time
+    assert teacher._paired is None
     expected = 0.5 * expected + 0.5 * snapshot(other)["0.weight"]
     np.testing.assert_allclose(snapshot(teacher.network)["0.weight"], expected, rtol=1e-6, atol=1e-7)
     with pytest.raises(ValueError, match="different parameter or buffer names"):
