@@ -170,6 +170,27 @@ def loader_throughput(trainer, label_quality: dict, batches: int) -> dict:
     return {name: {"batches_per_s": 1 / statistics.median(s), "all_s": s} for name, s in seconds.items()}
 
 
+def make_trainers(args: argparse.Namespace, others: list[str], passes: list[int]) -> dict:
+    """Stock ``nnUNetTrainer``, the ``others`` at their defaults and ALC at each m of ``passes``, by table name.
+
+    Uses the arguments of :func:`add_trainer_arguments`; torch.compile defaults to off on the CPU, on elsewhere.
+    """
+    device = torch.device(args.device)
+    os.environ.setdefault("nnUNet_compile", "false" if device.type == "cpu" else "true")
+    trainers = {"nnUNetTrainer": make_trainer(args.d, args.c, "nnUNetTrainer", device, args.p)}
+    for name in others:  # the baselines and ablations at their own defaults
+        trainers[name] = make_trainer(args.d, args.c, name, device, args.p)
+    for m in passes:
+        os.environ["ALC_NUM_PASSES"] = str(m)
+        trainers[f"{ALC} (m={m})"] = make_trainer(args.d, args.c, ALC, device, args.p)
+    return trainers
+
+
+def fixed_batches(trainers: dict, label_quality: dict) -> dict:
+    """One random batch per trainer, in its own HQ/LQ layout, drawn with seed 0."""
+    return {name: random_batch(t, batch_keys(t, label_quality), seed=0) for name, t in trainers.items()}
+
+
 def add_trainer_arguments(parser: argparse.ArgumentParser) -> None:
     """-d, -c, -p and --device: which planned dataset, configuration, plans and device the trainers use."""
     parser.add_argument("-d", required=True, help="dataset id or name (planned and preprocessed, with HQ/LQ tags)")
@@ -190,16 +211,9 @@ def main() -> None:
     parser.add_argument("--out", default="benchmarks/results/cost.json")
     args = parser.parse_args()
     device = torch.device(args.device)
-    os.environ.setdefault("nnUNet_compile", "false" if device.type == "cpu" else "true")
-
-    trainers = {"nnUNetTrainer": make_trainer(args.d, args.c, "nnUNetTrainer", device, args.p)}
-    for name in args.trainers:  # the baselines and ablations at their own defaults
-        trainers[name] = make_trainer(args.d, args.c, name, device, args.p)
-    for m in args.passes:
-        os.environ["ALC_NUM_PASSES"] = str(m)
-        trainers[f"{ALC} (m={m})"] = make_trainer(args.d, args.c, ALC, device, args.p)
+    trainers = make_trainers(args, args.trainers, args.passes)
     label_quality = trainers[f"{ALC} (m={args.passes[0]})"].label_quality
-    batches = {name: random_batch(t, batch_keys(t, label_quality), seed=0) for name, t in trainers.items()}
+    batches = fixed_batches(trainers, label_quality)
     steps, teacher = time_steps(trainers, batches, args.warmup, args.rounds, device)
     loaders = loader_throughput(trainers["nnUNetTrainer"], label_quality, args.loader_batches)
 

@@ -20,12 +20,11 @@ import json
 import os
 import statistics
 import sys
-import time
 from collections import defaultdict
 
 import torch
 
-from bench_cost import ALC, add_trainer_arguments, batch_keys, make_trainer, random_batch
+from bench_cost import ALC, add_trainer_arguments, fixed_batches, make_trainers, timed
 from nnunetv2_alc.label_correction import class_argmax
 
 PARTS = ("student forward", "teacher passes", "loss terms", "l_seg calls", "EMA update", "diagnostics",
@@ -51,15 +50,9 @@ def add_timers(trainer, record: dict) -> None:
 def _timed(function, record: dict, part: str, device: torch.device):
     @functools.wraps(function)
     def wrapper(*args, **kwargs):
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        start = time.perf_counter()
-        try:
-            return function(*args, **kwargs)
-        finally:
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            record[part] += time.perf_counter() - start
+        result = []
+        record[part] += timed(lambda: result.append(function(*args, **kwargs)), device)
+        return result[0]
     return wrapper
 
 
@@ -93,12 +86,7 @@ def argmax_seconds(shape: tuple, rounds: int) -> dict:
     for name, function in (("torch.argmax(dim=1)", lambda: scores.argmax(dim=1)),
                            ("class_argmax", lambda: class_argmax(scores))):
         function()
-        seconds = []
-        for _ in range(rounds):
-            start = time.perf_counter()
-            function()
-            seconds.append(time.perf_counter() - start)
-        result[name] = statistics.median(seconds)
+        result[name] = statistics.median(timed(function, scores.device) for _ in range(rounds))
     return result
 
 
@@ -112,17 +100,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--out", default="benchmarks/results/step_parts.json")
     args = parser.parse_args()
-    device = torch.device(args.device)
-    os.environ.setdefault("nnUNet_compile", "false" if device.type == "cpu" else "true")  # as bench_cost.py
-
-    trainers = {"nnUNetTrainer": make_trainer(args.d, args.c, "nnUNetTrainer", device, args.p)}
-    for name in args.trainers:
-        trainers[name] = make_trainer(args.d, args.c, name, device, args.p)
-    os.environ["ALC_NUM_PASSES"] = str(args.passes)
-    alc_name = f"{ALC} (m={args.passes})"
-    trainers[alc_name] = make_trainer(args.d, args.c, ALC, device, args.p)
-    alc = trainers[alc_name]
-    batches = {name: random_batch(t, batch_keys(t, alc.label_quality), seed=0) for name, t in trainers.items()}
+    trainers = make_trainers(args, args.trainers, [args.passes])
+    alc = trainers[f"{ALC} (m={args.passes})"]
+    batches = fixed_batches(trainers, alc.label_quality)
     parts = step_parts(trainers, batches, args.warmup, args.rounds)
     mean_shape = (alc.local_num_lq, alc.label_manager.num_segmentation_heads, *alc.configuration_manager.patch_size)
     argmax = argmax_seconds(mean_shape, args.rounds)
