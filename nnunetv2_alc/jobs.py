@@ -40,6 +40,17 @@ class Job:
     epochs: int = 0
 
 
+def predict_command(images: str | Path, output: str | Path, dataset: str, configuration: str, fold: str,
+                    trainer: str, device: str, tta: bool = True) -> list[str]:
+    """``nnUNetv2_predict`` for one model. On the CPU it predicts in its own process (``-npp 0 -nps 0``,
+    nnU-Net's ``predict_from_files_sequential``): worker processes would each import torch and nnU-Net
+    first (5 s or more apiece) and then share the same cores; the predictions are the same."""
+    workers = "0" if device == "cpu" else "1"
+    return (["nnUNetv2_predict", "-i", str(images), "-o", str(output), "-d", str(dataset), "-c", configuration,
+             "-f", str(fold), "-tr", trainer, "-device", device, "-npp", workers, "-nps", workers]
+            + ([] if tta else ["--disable_tta"]))
+
+
 def format_seconds(seconds: float) -> str:
     """``42.0 s`` below a minute, else ``m:ss``."""
     if seconds < 60:

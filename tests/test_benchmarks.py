@@ -1,20 +1,28 @@
-"""The training benchmarks (accuracy, label correction, sensitivity) run end to end on a tiny 2D dataset.
+"""The training benchmarks (accuracy, label correction, sensitivity, dropout, evidence, cost, step parts)
+run end to end on a tiny 2D dataset.
 
 The scripts drive nnU-Net's real CLI; here with 1 epoch of 2 iterations and a tiny network, so only
-the plumbing and the reports are checked, not the numbers.
+the plumbing and the reports are checked, not the numbers. The dataset is planned once, by the
+benchmarks' own ``harness.Bench.plan`` with the tests' budget (``tiny2d``), and shared read-only by the
+tests, each writing its models into a folder of its own: the tests may run in any order, on any xdist
+worker. The three that read the accuracy benchmark's models run on one worker (xdist group).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from unittest import mock
 
 import pytest
 import torch
+
+from shared_runs import clean_env, copy_tree, shared_folder
 
 from nnunetv2_alc.progress import DIAGNOSTIC_KEYS
 
@@ -23,8 +31,10 @@ pytestmark = pytest.mark.slow
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 DATASET_ID = 941
 DATASET = f"Dataset{DATASET_ID}_SyntheticTiny2D"
+VALIDATION_ID = DATASET_ID + 1  # another draw of tiny2d, for bench_dropout.py
 BUDGET = ["-c", "2d", "--device", "cpu", "--tiny-network", "--batch-size", "4", "--epochs", "1", "--iterations", "2",
           "--disable-tta"]
+ACCURACY = pytest.mark.xdist_group("bench_accuracy")  # the tests that read the accuracy benchmark's models
 
 
 def bench(script: str, args: list[str], env: dict, check: bool = True) -> subprocess.CompletedProcess:
@@ -35,24 +45,63 @@ def bench(script: str, args: list[str], env: dict, check: bool = True) -> subpro
     return result
 
 
-@pytest.fixture(scope="module")
-def workspace(tmp_path_factory):
-    root = tmp_path_factory.mktemp("bench")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ALC_", "nnUNet"))}
-    env.update(nnUNet_raw=str(root / "raw"), nnUNet_preprocessed=str(root / "preprocessed"),
-               nnUNet_results=str(root / "results"), OMP_NUM_THREADS="1")
+def build_tiny2d(root: Path) -> None:
+    """tiny2d (seed 1) and its validation draw (seed 2), the first planned as every benchmark plans."""
     for sub in ("raw", "preprocessed", "results"):
-        (root / sub).mkdir()
-    subprocess.run(["nnUNetv2_alc_synthetic", "-d", str(DATASET_ID), "--kind", "tiny2d", "--seed", "1"], env=env,
-                   check=True, capture_output=True)
+        (root / sub).mkdir(parents=True)
+    env = clean_env(root)
+    for dataset_id, seed in ((DATASET_ID, 1), (VALIDATION_ID, 2)):
+        subprocess.run(["nnUNetv2_alc_synthetic", "-d", str(dataset_id), "--kind", "tiny2d", "--seed", str(seed)],
+                       env=env, check=True, capture_output=True)
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        import harness
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    parser = argparse.ArgumentParser()
+    harness.add_budget_arguments(parser)
+    with mock.patch.dict(os.environ, env, clear=True):  # Bench takes nnU-Net's folders from the environment
+        harness.Bench(harness.budget_from_args(parser.parse_args(BUDGET)), root / "planning", reuse=False).plan(
+            str(DATASET_ID), DATASET)
+
+
+@pytest.fixture(scope="module")
+def tiny2d(tmp_path_factory) -> tuple[Path, dict]:
+    """The planned tiny2d dataset (read-only) and an environment pointing at it."""
+    root = shared_folder(tmp_path_factory, "tiny2d", build_tiny2d)
+    return root, clean_env(root)
+
+
+@pytest.fixture
+def workspace(tiny2d, tmp_path) -> tuple[Path, dict]:
+    """A folder of the test's own and the environment whose nnUNet_results is in it."""
+    (tmp_path / "results").mkdir()
+    return tmp_path, {**tiny2d[1], "nnUNet_results": str(tmp_path / "results")}
+
+
+@pytest.fixture
+def own_preprocessed(workspace) -> tuple[Path, dict]:
+    """:func:`workspace` with a copy of the preprocessed dataset: trainers built for fold 0 write its split."""
+    root, env = workspace
+    preprocessed = root / "preprocessed"
+    copy_tree(Path(env["nnUNet_preprocessed"]) / DATASET, preprocessed / DATASET)
+    return root, {**env, "nnUNet_preprocessed": str(preprocessed)}
+
+
+@pytest.fixture(scope="module")
+def accuracy(tiny2d, tmp_path_factory) -> tuple[Path, dict]:
+    """bench_accuracy.py with H-Sup, stock nnU-Net and ALC; its results and the environment that reads them."""
+    root = tmp_path_factory.mktemp("accuracy")
+    env = {**tiny2d[1], "nnUNet_results": str(root / "results")}
     bench("bench_accuracy.py", ["--dataset", f"10%={DATASET_ID}", "--trainers", "nnUNetTrainerHSup",
                                 "nnUNetTrainerStock", "nnUNetTrainerALC", *BUDGET, "--out", str(root / "accuracy")],
           env)
     return root, env
 
 
-def test_accuracy_report_tables_every_trainer_on_the_test_cases(workspace):
-    root, _ = workspace
+@ACCURACY
+def test_accuracy_report_tables_every_trainer_on_the_test_cases(accuracy):
+    root, _ = accuracy
     report = json.loads((root / "accuracy" / "accuracy.json").read_text())
     entry = report["settings"]["10%"]
     assert entry["dataset"] == DATASET and entry["dataset_seed"] == 1
@@ -72,8 +121,9 @@ def test_accuracy_report_tables_every_trainer_on_the_test_cases(workspace):
     assert not (model / "validation").exists()
 
 
-def test_stock_reference_is_nnunet_on_the_same_budget(workspace):
-    root, _ = workspace
+@ACCURACY
+def test_stock_reference_is_nnunet_on_the_same_budget(accuracy):
+    root, _ = accuracy
     folder = root / "results" / DATASET / "nnUNetTrainerStock__nnUNetPlans__2d" / "fold_all"
     checkpoint = torch.load(folder / "checkpoint_final.pth", map_location="cpu", weights_only=False)
     assert checkpoint["current_epoch"] == 1 and "alc" not in checkpoint  # 1 epoch, nnU-Net's own checkpoint
@@ -82,8 +132,9 @@ def test_stock_reference_is_nnunet_on_the_same_budget(workspace):
     assert "ALC: L_hs" not in log and "Batch composition" not in log
 
 
-def test_label_correction_reads_the_alc_model(workspace):
-    root, env = workspace
+@ACCURACY
+def test_label_correction_reads_the_alc_model(accuracy):
+    root, env = accuracy
     out = root / "label_correction"
     result = bench("bench_label_correction.py", ["--dataset", f"10%={DATASET_ID}", "-c", "2d", "--out", str(out)], env)
     assert "| 10% |" in result.stdout
@@ -103,7 +154,7 @@ def test_sensitivity_trains_the_default_once_and_each_changed_value_and_resumes(
     out = root / "sensitivity"
     args = ["-d", str(DATASET_ID), "--vary", "num_passes=2,8", *BUDGET, "--out", str(out)]
     result = bench("bench_sensitivity.py", args, env)
-    assert "planned with this budget already" in result.stdout  # bench_accuracy planned it (harness.PLAN_STAMP)
+    assert "planned with this budget already" in result.stdout  # tiny2d: planned by Bench.plan (harness.PLAN_STAMP)
     report = json.loads((out / "sensitivity.json").read_text())
     assert list(report["variants"]) == ["default", "num_passes=2"]
     assert report["defaults"] == {"num_passes": 8}
@@ -124,9 +175,7 @@ def test_sensitivity_trains_the_default_once_and_each_changed_value_and_resumes(
 
 def test_dropout_placements_are_compared_on_a_validation_dataset(workspace):
     root, env = workspace
-    validation = DATASET_ID + 1
-    subprocess.run(["nnUNetv2_alc_synthetic", "-d", str(validation), "--kind", "tiny2d", "--seed", "2"], env=env,
-                   check=True, capture_output=True)
+    validation = VALIDATION_ID
     out = root / "dropout"
     args = ["-d", str(DATASET_ID), "--validation", str(validation), "--trainers", "nnUNetTrainerALC",
             "--placements", "lineage", "--p", "0.5", *BUDGET, "--out", str(out)]  # one model: CI's time
@@ -140,8 +189,8 @@ def test_dropout_placements_are_compared_on_a_validation_dataset(workspace):
     assert "dropout: lineage p=0.5 at 2 points" in log
     predicted = sorted(p.name for p in (out / "predictions" / f"Dataset{validation}_SyntheticTiny2D"
                                         / "lineage_p0.5" / "nnUNetTrainerALC").glob("*.nii.gz"))
-    assert predicted == sorted(p.name for p in (root / "raw" / f"Dataset{validation}_SyntheticTiny2D" / "labelsTs")
-                               .glob("*.nii.gz"))
+    labels = Path(env["nnUNet_raw"]) / f"Dataset{validation}_SyntheticTiny2D" / "labelsTs"
+    assert predicted == sorted(p.name for p in labels.glob("*.nii.gz"))
     bench("bench_dropout.py", args + ["--reuse"], env)  # resumes: nothing left to train or predict
     resumed = json.loads((out / "dropout.json").read_text())["models"]
     assert all(model["run"]["seconds"] == {} for model in resumed.values())
@@ -176,20 +225,8 @@ def test_evidence_grid_runs_resumes_and_tests_paired(workspace):
     assert "== " not in again.stdout and "Runs finished: 2 of 2" in again.stdout
 
 
-@pytest.mark.parametrize("script, args, message", [
-    ("bench_accuracy.py", ["--dataset", "961"], "--dataset takes NAME=ID"),
-    ("bench_accuracy.py", ["--dataset", "a=1", "--epochs", "0"], "--epochs and --iterations must be >= 1"),
-    ("bench_sensitivity.py", ["-d", "1", "--vary", "k=0.5,2"], "--vary k=0.5,2: Invalid ALC setting"),
-    ("bench_sensitivity.py", ["-d", "1", "--vary", "kappa=1"], "Unknown ALC setting"),
-])
-def test_bad_arguments_are_named(tmp_path, script, args, message):
-    env = dict(os.environ, nnUNet_raw=str(tmp_path), nnUNet_preprocessed=str(tmp_path), nnUNet_results=str(tmp_path))
-    result = bench(script, args, env, check=False)
-    assert result.returncode != 0 and message in result.stderr
-
-
-def test_cost_compares_every_trainer_with_stock_nnunet(workspace):
-    root, env = workspace
+def test_cost_compares_every_trainer_with_stock_nnunet(own_preprocessed):
+    root, env = own_preprocessed
     out = root / "cost.json"
     result = bench("bench_cost.py", ["-d", str(DATASET_ID), "-c", "2d", "--device", "cpu", "--rounds", "2", "--warmup",
                                      "1", "--loader-batches", "2", "--passes", "2", "--trainers", "nnUNetTrainerHSup",
@@ -210,8 +247,8 @@ def test_cost_compares_every_trainer_with_stock_nnunet(workspace):
     assert floor["overhead"] == pytest.approx(step / floor["floor_s"] - 1)
 
 
-def test_step_parts_add_up_to_the_step(workspace):
-    root, env = workspace
+def test_step_parts_add_up_to_the_step(own_preprocessed):
+    root, env = own_preprocessed
     out = root / "parts.json"
     result = bench("bench_step_parts.py", ["-d", str(DATASET_ID), "-c", "2d", "--device", "cpu", "--rounds", "2",
                                            "--warmup", "1", "--passes", "2", "--out", str(out)], env)

@@ -45,7 +45,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 import socket
 import subprocess
 import sys
@@ -57,12 +56,13 @@ import numpy as np
 import pytest
 import torch
 
+from shared_runs import TINY3D as DATASET, clean_env, copy_tree
+
 from nnunetv2_alc.tiny_plans import shrink_network
 
-pytestmark = pytest.mark.slow
+# module fixtures on conftest.py's tiny3d: one xdist worker runs the module, building each once
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("tiny3d_modules")]
 
-DATASET_ID = 935  # used by no other test
-DATASET = f"Dataset{DATASET_ID}_SyntheticTiny3D"
 CONFIGURATION = "3d_fullres"
 WORKER = Path(__file__).with_name("ddp_worker.py")
 WORLD_SIZE = 2
@@ -120,30 +120,15 @@ GROUP_TIMEOUT_S = 300  # a DDP group (or the reference) still running after this
 COLLECTIVE_TIMEOUT_S = 60  # inside the workers: a collective waiting longer for a peer raises
 
 
-def _run(cmd: list[str], env: dict, timeout: int = 600) -> None:
-    result = subprocess.run(cmd, env=env, capture_output=True, encoding="utf-8", errors="replace", timeout=timeout)
-    assert result.returncode == 0, f"{' '.join(cmd)} failed ({result.returncode}):\n{result.stdout[-3000:]}\n" \
-                                   f"{result.stderr[-3000:]}"
-
-
-def _clean_env(root: Path) -> dict:
-    """This process's environment without any ALC_* / nnUNet* setting, plus the test's paths and CPU limits."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ALC_", "nnUNet"))}
-    env.update(nnUNet_raw=str(root / "raw"), nnUNet_preprocessed=str(root / "preprocessed"),
-               nnUNet_results=str(root / "results"), nnUNet_def_n_proc="1", nnUNet_compile="false",
-               OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    return env
-
-
 @pytest.fixture(scope="module")
-def preprocessed(tmp_path_factory) -> tuple[Path, dict]:
-    """The tiny synthetic 3D dataset, planned and preprocessed by nnU-Net, tiny network, global batch 4."""
+def preprocessed(tiny3d, tmp_path_factory) -> tuple[Path, dict]:
+    """A copy of the session's tiny synthetic 3D dataset (planned and preprocessed by nnU-Net, tiny network,
+    shared_runs.py), global batch 4."""
     root = tmp_path_factory.mktemp("ddp")
-    for sub in ("raw", "preprocessed", "results"):
-        (root / sub).mkdir()
-    env = _clean_env(root)
-    _run(["nnUNetv2_alc_synthetic", "-d", str(DATASET_ID), "--kind", "tiny3d", "--seed", "3"], env)
-    _run(["nnUNetv2_plan_and_preprocess", "-d", str(DATASET_ID), "-c", CONFIGURATION, "-np", "1"], env)
+    (root / "results").mkdir()
+    env = {**clean_env(root), "MKL_NUM_THREADS": "1"}
+    copy_tree(tiny3d.raw, root / "raw" / DATASET)
+    copy_tree(tiny3d.preprocessed, root / "preprocessed" / DATASET)
     plans_file = root / "preprocessed" / DATASET / "nnUNetPlans.json"
     shrink_network(plans_file, CONFIGURATION, batch_size=GLOBAL_BATCH)
     # nnU-Net's Dice with batch_dice=True pools the whole batch into one Dice; a loss over a subset of the

@@ -1,39 +1,37 @@
 """ALC on the ResidualEncoderUNet that nnU-Net's ResEnc M planner plans through its own CLI.
 
-Dropout placement, training and prediction.
+Dropout placement, training and prediction, on a copy of the session's tiny 3D dataset (shared_runs.py),
+whose fingerprint nnU-Net extracted already.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
 
 import pytest
 import torch
 from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
 
-from test_end_to_end import run
+from shared_runs import TINY3D as DATASET, TINY3D_ID as DATASET_ID, clean_env, copy_tree, run
 
 from nnunetv2_alc.dropout import add_dropout
+from nnunetv2_alc.jobs import predict_command
 from nnunetv2_alc.tiny_plans import shrink_network
 
-DATASET_ID = 936
-DATASET = f"Dataset{DATASET_ID}_SyntheticTiny3D"
 PLANS = "nnUNetResEncUNetMPlans"
 
-pytestmark = pytest.mark.slow
+# module fixtures on conftest.py's tiny3d: one xdist worker runs the module, building each once
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("tiny3d_modules")]
 
 
 @pytest.fixture(scope="module")
-def workspace(tmp_path_factory):
-    """A tiny dataset planned with ResEnc M and preprocessed for 3d_fullres (network shrunk for the CPU)."""
+def workspace(tiny3d, tmp_path_factory):
+    """The tiny dataset planned with ResEnc M and preprocessed for 3d_fullres (network shrunk for the CPU)."""
     root = tmp_path_factory.mktemp("resenc")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ALC_", "nnUNet"))}
-    env.update(nnUNet_raw=str(root / "raw"), nnUNet_preprocessed=str(root / "preprocessed"),
-               nnUNet_results=str(root / "results"), OMP_NUM_THREADS="1", nnUNet_def_n_proc="1")
-    run(["nnUNetv2_alc_synthetic", "-d", str(DATASET_ID), "--kind", "tiny3d", "--seed", "3"], env)
-    run(["nnUNetv2_extract_fingerprint", "-d", str(DATASET_ID), "-np", "1"], env)
+    env = clean_env(root)
+    copy_tree(tiny3d.raw, root / "raw" / DATASET)
+    copy_tree(tiny3d.preprocessed, root / "preprocessed" / DATASET)  # with nnU-Net's fingerprint of it
     run(["nnUNetv2_plan_experiment", "-d", str(DATASET_ID), "-pl", "nnUNetPlannerResEncM"], env)
     plans_file = root / "preprocessed" / DATASET / f"{PLANS}.json"
     plans = json.loads(plans_file.read_text())
@@ -76,8 +74,8 @@ def test_alc_trains_and_predicts_on_resenc_plans(workspace):
     log = "\n".join(p.read_text() for p in fold.glob("training_log_*.txt"))
     assert "dropout: lineage p=0.1 at 2 points" in log and "ALC: L_hs" in log
     out = root / "predictions"
-    run(["nnUNetv2_predict", "-i", str(root / "raw" / DATASET / "imagesTs"), "-o", str(out), "-d", str(DATASET_ID),
-         "-c", "3d_fullres", "-f", "0", "-tr", "nnUNetTrainerALC", "-p", PLANS, "-device", "cpu", "-npp", "1",
-         "-nps", "1", "--disable_tta"], env)
+    images = root / "raw" / DATASET / "imagesTs"
+    run(predict_command(images, out, str(DATASET_ID), "3d_fullres", "0", "nnUNetTrainerALC", "cpu", tta=False)
+        + ["-p", PLANS], env)
     assert sorted(p.name for p in out.glob("*.nii.gz")) == sorted(
         p.name for p in (root / "raw" / DATASET / "labelsTs").glob("*.nii.gz"))

@@ -1,14 +1,15 @@
 """End to end on the CPU through nnU-Net's own CLI: synthetic data -> plan/preprocess -> train -> resume -> predict.
 
-One tiny 3D dataset is planned once per module; every trainer trains for a few iterations with a tiny
-network (features 4..32). The variants and the 2d configuration train concurrently to fit CI's budget.
+The tiny 3D dataset, planned for 3d_fullres and 2d, and the ALC model trained on it (2 epochs of 3
+iterations, seed 0) are the session's shared ones (``tiny3d``, shared_runs.py); a test that resumes or
+re-validates that model does so on a copy. Every trainer trains a few iterations with a tiny network
+(features 4..32); the variants and the 2d configuration train concurrently to fit CI's budget.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
 import subprocess
 from pathlib import Path
 
@@ -17,61 +18,33 @@ import pytest
 import SimpleITK as sitk
 import torch
 
-from nnunetv2_alc.tiny_plans import shrink_network
+from shared_runs import ALC, ITERATIONS, TINY3D as DATASET, TINY3D_ID as DATASET_ID, copy_tree, run, train_cmd
+
+from nnunetv2_alc.jobs import predict_command
 
 pytestmark = pytest.mark.slow
 
-DATASET_ID = 931
-DATASET = f"Dataset{DATASET_ID}_SyntheticTiny3D"
-ALC = "nnUNetTrainerALC"
 # ALC w/o LR differs from ALC only in its config (test_trainer_classes.py) and trains in test_ddp.py (CI's time)
 VARIANTS = ("nnUNetTrainerHSup", "nnUNetTrainerHLSup", "nnUNetTrainerMeanTeacher", "nnUNetTrainerALC_noLS")
-ITERATIONS = 3
 
 
-def run(cmd: list[str], env: dict, timeout: int = 600) -> subprocess.CompletedProcess:
-    result = subprocess.run(cmd, env=env, capture_output=True, encoding="utf-8", errors="replace", timeout=timeout)
-    assert result.returncode == 0, (f"{' '.join(cmd)} failed ({result.returncode}):\n{result.stdout[-3000:]}\n"
-                                    f"{result.stderr[-3000:]}")
-    return result
-
-
-def train_cmd(trainer: str, configuration: str = "3d_fullres", *extra: str) -> list[str]:
-    return ["nnUNetv2_train", str(DATASET_ID), configuration, "0", "-tr", trainer, "-device", "cpu", *extra]
-
-
-def fold_dir(root: Path, trainer: str, configuration: str = "3d_fullres") -> Path:
-    return root / "results" / DATASET / f"{trainer}__nnUNetPlans__{configuration}" / "fold_0"
+def fold_dir(results: Path, trainer: str, configuration: str = "3d_fullres") -> Path:
+    return results / DATASET / f"{trainer}__nnUNetPlans__{configuration}" / "fold_0"
 
 
 def training_log(folder: Path) -> str:
     return "\n".join(p.read_text() for p in sorted(folder.glob("training_log_*.txt")))
 
 
-@pytest.fixture(scope="module")
-def workspace(tmp_path_factory):
-    root = tmp_path_factory.mktemp("e2e")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ALC_", "nnUNet"))}
-    env.update(nnUNet_raw=str(root / "raw"), nnUNet_preprocessed=str(root / "preprocessed"),
-               nnUNet_results=str(root / "results"), nnUNet_n_proc_DA="0", nnUNet_def_n_proc="1",
-               nnUNet_compile="false", ALC_NUM_EPOCHS="2", ALC_ITERATIONS_PER_EPOCH=str(ITERATIONS),
-               ALC_VAL_ITERATIONS_PER_EPOCH="1", OMP_NUM_THREADS="1")
-    for sub in ("raw", "preprocessed", "results"):
-        (root / sub).mkdir()
-    run(["nnUNetv2_alc_synthetic", "-d", str(DATASET_ID), "--kind", "tiny3d", "--seed", "3"], env)
-    planning_env = {k: v for k, v in env.items() if k != "nnUNet_n_proc_DA"}  # planning needs >= 1 thread
-    run(["nnUNetv2_plan_and_preprocess", "-d", str(DATASET_ID), "-c", "3d_fullres", "2d", "-np", "1", "1",
-         "--verify_dataset_integrity"], planning_env)
-    plans = root / "preprocessed" / DATASET / "nnUNetPlans.json"
-    for configuration in ("3d_fullres", "2d"):
-        shrink_network(plans, configuration)
-    run(train_cmd(ALC), env)
-    return root, env
+def copied_results(tiny3d, tmp_path: Path) -> tuple[Path, dict]:
+    """A results folder holding a copy of the shared ALC model, and the environment that trains into it."""
+    results = tmp_path / "results"
+    copy_tree(tiny3d.model(), results / DATASET / tiny3d.model().name)
+    return results, {**tiny3d.env, "nnUNet_results": str(results)}
 
 
-def test_alc_training_writes_loss_terms_teacher_and_stratified_split(workspace):
-    root, _ = workspace
-    folder = fold_dir(root, ALC)
+def test_alc_training_writes_loss_terms_teacher_and_stratified_split(tiny3d):
+    folder = tiny3d.model() / "fold_0"
     log = training_log(folder)
     assert "1 LQ + 1 HQ samples" in log and "selection: windowed rank" in log
     assert log.count("ALC: L_hs") == 2 and "Pseudo dice HQ val" in log
@@ -99,30 +72,29 @@ def test_alc_training_writes_loss_terms_teacher_and_stratified_split(workspace):
     assert "Label-correction monitoring on" in log and log.count("Dice vs clean labels") == 2
     assert log.count("Selection check (per-sample Dice vs clean)") == 2
     assert all(0 <= v <= 1 for v in checkpoint["logging"]["label_dice_noisy"])
-    manifest = json.loads((root / "raw" / DATASET / "noise_manifest.json").read_text())["cases"]
+    manifest = json.loads((tiny3d.raw / "noise_manifest.json").read_text())["cases"]
     assert any(row["dice"] < 1 for row in manifest) and min(checkpoint["logging"]["label_dice_noisy"]) < 1
     teacher = torch.load(folder / "checkpoint_final_teacher.pth", map_location="cpu", weights_only=False)
     assert teacher["alc"]["config"] == checkpoint["alc"]["config"]  # the report runs the training's dropout
     assert set(teacher["network_weights"]) == set(checkpoint["network_weights"])
     assert any(not torch.equal(teacher["network_weights"][k], checkpoint["network_weights"][k])
                for k in teacher["network_weights"])
-    splits = json.loads((root / "preprocessed" / DATASET / "splits_final.json").read_text())
-    tags = json.loads((root / "raw" / DATASET / "dataset.json").read_text())["label_quality"]
+    splits = json.loads((tiny3d.preprocessed / "splits_final.json").read_text())
+    tags = json.loads((tiny3d.raw / "dataset.json").read_text())["label_quality"]
     for split in splits:
         assert {tags[c] for c in split["train"]} == {"HQ", "LQ"}
 
 
 # Measured with the code before the house refactor (commit d7c6cb9) on this dataset and seed; the refactor
 # must not change training. The tolerance covers floating-point differences between CPUs, not a change in
-# the method: a change of loss, sampling or dropout moves these by far more after 6 steps.
+# the method: a change of loss, sampling or dropout moves these by far more after 6 steps. The shared model
+# is that training (ALC_SEED=0, ALC_FINAL_VALIDATION=0).
 PINNED_SEED0 = {"weights_sum_of_squares": 1894.942389, "train_losses": (0.47197235, 0.421167)}
 
 
-def test_same_seed_gives_the_pinned_weights(workspace):
-    root, env = workspace
-    results = root / "results_seed0"
-    run(train_cmd(ALC), {**env, "ALC_SEED": "0", "nnUNet_results": str(results), "ALC_FINAL_VALIDATION": "0"})
-    folder = results / DATASET / f"{ALC}__nnUNetPlans__3d_fullres" / "fold_0"
+def test_same_seed_gives_the_pinned_weights(tiny3d):
+    folder = tiny3d.model() / "fold_0"
+    assert "Seeded Python, NumPy and torch with 0" in training_log(folder)
     checkpoint = torch.load(folder / "checkpoint_final.pth", map_location="cpu", weights_only=False)
     weights = sum(float((v.double() ** 2).sum()) for v in checkpoint["network_weights"].values()
                   if v.is_floating_point())
@@ -131,10 +103,10 @@ def test_same_seed_gives_the_pinned_weights(workspace):
     assert (folder / "checkpoint_best_teacher.pth").is_file()  # a teacher beside every checkpoint nnU-Net writes
 
 
-def test_resume_continues_from_checkpoint(workspace):
-    root, env = workspace
-    run(train_cmd(ALC, "3d_fullres", "--c"), {**env, "ALC_NUM_EPOCHS": "3"})
-    folder = fold_dir(root, ALC)
+def test_resume_continues_from_checkpoint(tiny3d, tmp_path):
+    results, env = copied_results(tiny3d, tmp_path)
+    run(train_cmd(ALC, "3d_fullres", "--c"), {**env, "ALC_NUM_EPOCHS": "3", "ALC_FINAL_VALIDATION": "0"})
+    folder = fold_dir(results, ALC)
     checkpoint = torch.load(folder / "checkpoint_final.pth", map_location="cpu", weights_only=False)
     assert checkpoint["current_epoch"] == 3
     assert checkpoint["alc"]["iteration"] == 3 * ITERATIONS
@@ -143,8 +115,8 @@ def test_resume_continues_from_checkpoint(workspace):
     assert "Epoch 2" in training_log(folder)
 
 
-def test_resume_with_other_method_settings_is_refused(workspace):
-    root, env = workspace
+def test_resume_with_other_method_settings_is_refused(tiny3d, tmp_path):
+    results, env = copied_results(tiny3d, tmp_path)
     result = subprocess.run(train_cmd(ALC, "3d_fullres", "--c"), env={**env, "ALC_K": "0.25", "ALC_NUM_EPOCHS": "9"},
                             capture_output=True, encoding="utf-8", errors="replace", timeout=300)
     assert result.returncode != 0
@@ -153,19 +125,17 @@ def test_resume_with_other_method_settings_is_refused(workspace):
     assert "num_epochs:" not in message  # the schedule may change
     # validation alone uses none of the method settings
     run(train_cmd(ALC, "3d_fullres", "--val"), {**env, "ALC_K": "0.25"})
-    assert (fold_dir(root, ALC) / "validation" / "summary.json").is_file()
+    assert (fold_dir(results, ALC) / "validation" / "summary.json").is_file()
 
 
 @pytest.mark.parametrize("checkpoint", ["checkpoint_final.pth", "checkpoint_final_teacher.pth"])
-def test_predict_with_student_and_teacher(workspace, checkpoint):
-    root, env = workspace
-    out = root / f"pred_{checkpoint.split('.')[0]}"
-    images = root / "raw" / DATASET / "imagesTs"
+def test_predict_with_student_and_teacher(tiny3d, tmp_path, checkpoint):
+    out = tmp_path / f"pred_{checkpoint.split('.')[0]}"
+    images = tiny3d.raw / "imagesTs"
     # prediction does not read ALC settings: a stale, even invalid, variable changes nothing
-    run(["nnUNetv2_predict", "-i", str(images), "-o", str(out), "-d", str(DATASET_ID), "-c", "3d_fullres", "-f", "0",
-         "-tr", ALC, "-chk", checkpoint, "-device", "cpu", "-npp", "1", "-nps", "1", "--disable_tta"],
-        {**env, "ALC_DROPOUT_PLACEMENT": "nowhere", "ALC_K": "7"})
-    references = sorted((root / "raw" / DATASET / "labelsTs").glob("*.nii.gz"))
+    run(predict_command(images, out, str(DATASET_ID), "3d_fullres", "0", ALC, "cpu", tta=False) + ["-chk", checkpoint],
+        {**tiny3d.env, "ALC_DROPOUT_PLACEMENT": "nowhere", "ALC_K": "7"})
+    references = sorted((tiny3d.raw / "labelsTs").glob("*.nii.gz"))
     assert references
     for reference in references:
         predicted = sitk.ReadImage(str(out / reference.name))
@@ -174,10 +144,14 @@ def test_predict_with_student_and_teacher(workspace, checkpoint):
         assert set(np.unique(sitk.GetArrayFromImage(predicted))) <= {0, 1}
 
 
-def test_variants_and_2d_configuration_train(workspace):
-    root, env = workspace
+def test_variants_and_2d_configuration_train(tiny3d, tmp_path):
+    root = tmp_path / "results"
+    # nnU-Net's final validation is the same for every trainer of ours (run_settings.py); it runs in
+    # test_resume_with_other_method_settings_is_refused (--val) and test_dropout_resenc.py
+    env = {**tiny3d.env, "nnUNet_results": str(root), "ALC_NUM_EPOCHS": "1", "ALC_ITERATIONS_PER_EPOCH": "1",
+           "ALC_FINAL_VALIDATION": "0"}
     jobs = [(trainer, "3d_fullres") for trainer in VARIANTS] + [(ALC, "2d")]
-    procs = [subprocess.Popen(train_cmd(t, c), env={**env, "ALC_NUM_EPOCHS": "1"}, stdout=subprocess.PIPE,
+    procs = [subprocess.Popen(train_cmd(t, c), env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, encoding="utf-8", errors="replace") for t, c in jobs]
     outputs = [p.communicate(timeout=900)[0] for p in procs]
     for (trainer, configuration), proc, output in zip(jobs, procs, outputs):
@@ -194,17 +168,14 @@ def test_variants_and_2d_configuration_train(workspace):
     assert "selection: off" in training_log(fold_dir(root, "nnUNetTrainerALC_noLS"))
 
 
-def test_untagged_dataset_fails_before_training_with_the_fix(workspace):
-    root, env = workspace
-    dataset_json = root / "preprocessed" / DATASET / "dataset.json"
-    original = dataset_json.read_text()
-    try:
-        content = json.loads(original)
-        del content["label_quality"]
-        dataset_json.write_text(json.dumps(content))
-        result = subprocess.run(train_cmd(ALC, "3d_fullres", "--c"), env=env, capture_output=True, encoding="utf-8",
-                                errors="replace", timeout=300)
-    finally:
-        dataset_json.write_text(original)
+def test_untagged_dataset_fails_before_training_with_the_fix(tiny3d, tmp_path):
+    preprocessed = tmp_path / "preprocessed"
+    dataset_json = copy_tree(tiny3d.preprocessed, preprocessed / DATASET) / "dataset.json"
+    content = json.loads(dataset_json.read_text())
+    del content["label_quality"]
+    dataset_json.write_text(json.dumps(content))
+    env = {**tiny3d.env, "nnUNet_preprocessed": str(preprocessed), "nnUNet_results": str(tmp_path / "results")}
+    result = subprocess.run(train_cmd(ALC, "3d_fullres", "--c"), env=env, capture_output=True, encoding="utf-8",
+                            errors="replace", timeout=300)
     assert result.returncode != 0
     assert "no 'label_quality' entry" in result.stderr and "nnUNetv2_alc_tag" in result.stderr

@@ -1,4 +1,5 @@
-"""nnUNetv2_alc_report: unit checks of its pieces, then the command on a tiny ALC model trained through the CLI."""
+"""nnUNetv2_alc_report: unit checks of its pieces, then the command on a tiny ALC model trained through the CLI
+(the session's shared one, ``tiny3d`` in shared_runs.py)."""
 
 from __future__ import annotations
 
@@ -13,10 +14,9 @@ import SimpleITK as sitk
 import torch
 
 from test_dropout import hooked, tiny_unet
-from test_end_to_end import run
+from shared_runs import TINY3D as DATASET, TINY3D_ID as DATASET_ID, clean_env, run
 
 from nnunetv2_alc.config import ALCConfig
-from nnunetv2_alc.demo.workspace import Workspace
 from nnunetv2_alc.dropout import attached_dropout, has_dropout
 from nnunetv2_alc.label_correction import refine_labels, sample_uncertainty
 from nnunetv2_alc.report import main, write_label_report
@@ -24,11 +24,10 @@ from nnunetv2_alc.report import passes, run as report_run, scoring
 from nnunetv2_alc.report.model import MODEL_FILES, STUDENT_CHECKPOINT, TEACHER_CHECKPOINT, saved_pass_settings
 from nnunetv2_alc.report.passes import make_stochastic
 from nnunetv2_alc.report.scoring import CaseScore, rank, refine_and_score, score_case
-from nnunetv2_alc.tiny_plans import shrink_network
 
-DATASET_ID = 933
-DATASET = f"Dataset{DATASET_ID}_SyntheticTiny3D"
 TRAINER = "nnUNetTrainerALC"
+# module fixtures on conftest.py's tiny3d: one xdist worker runs the module, building each once
+pytestmark = pytest.mark.xdist_group("tiny3d_modules")
 COLUMNS = ["rank", "case", "dice_given_vs_refined", "uncertainty", "changed_fraction", "disagreement_slice",
            "refined_label", "dice_given_vs_clean", "dice_refined_vs_clean"]
 
@@ -100,22 +99,13 @@ def test_pass_settings_come_from_the_checkpoint_else_from_checkpoint_final(tmp_p
 
 # ------------------------------------------------------------------ the command on a trained model
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """A tiny3d dataset, an ALC model trained 1 epoch x 2 iterations, and the report of it (m = 3)."""
-    work = Workspace(tmp_path_factory.mktemp("report"))  # the demo's layout and environment
-    work.prepare(overwrite=False)
-    env = {k: v for k, v in work.environment(cpu=True).items() if not k.startswith("ALC_")}
-    run(["nnUNetv2_alc_synthetic", "-d", str(DATASET_ID), "--kind", "tiny3d", "--seed", "5"], env)
-    run(["nnUNetv2_plan_and_preprocess", "-d", str(DATASET_ID), "-c", "3d_fullres", "-np", "1", "-npfp", "1"], env)
-    shrink_network(work.preprocessed / DATASET / "nnUNetPlans.json", "3d_fullres")
-    run(["nnUNetv2_train", str(DATASET_ID), "3d_fullres", "0", "-tr", TRAINER, "-device", "cpu"],
-        {**env, "nnUNet_n_proc_DA": "0", "ALC_NUM_EPOCHS": "1", "ALC_ITERATIONS_PER_EPOCH": "2",
-         "ALC_VAL_ITERATIONS_PER_EPOCH": "1"})
-    model = work.results / DATASET / f"{TRAINER}__nnUNetPlans__3d_fullres"
-    output = work.report
+def trained(tiny3d, tmp_path_factory):
+    """The shared tiny3d dataset and ALC model, and the report of it (m = 3)."""
+    model = tiny3d.model(TRAINER)
+    output = tmp_path_factory.mktemp("report") / "label_report"
     result = run(["nnUNetv2_alc_report", "-m", str(model), "-d", str(DATASET_ID), "-o", str(output),
-                  "--num-passes", "3", "--worst", "3", "-device", "cpu"], env)
-    return work.raw / DATASET, model, output, result.stdout
+                  "--num-passes", "3", "--worst", "3", "-device", "cpu"], clean_env(tiny3d.root))
+    return tiny3d.raw, model, output, result.stdout
 
 
 @pytest.mark.slow

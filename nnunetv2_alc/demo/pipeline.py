@@ -18,7 +18,7 @@ from typing import Callable
 from nnunetv2_alc.demo.workspace import Workspace
 from nnunetv2_alc.evaluation import evaluate_folders, format_comparison_table
 from nnunetv2_alc.evaluation.background import background_false_positives
-from nnunetv2_alc.jobs import Job, format_seconds, run_job
+from nnunetv2_alc.jobs import Job, format_seconds, predict_command, run_job
 from nnunetv2_alc.report import write_label_report
 from nnunetv2_alc.report.model import parse_device
 from nnunetv2_alc.report.run import REFINED_FOLDER
@@ -118,8 +118,10 @@ def run_demo(settings: DemoSettings, out: Callable[[str], None] = partial(print,
         step("keep the planned network")
 
     step(f"train {', '.join(display_name(t) for t in settings.trainers)} (nnUNetv2_train)")
+    # no final validation of fold 0: the demo evaluates every model on the test cases (step 6)
     train_env = {**env, "ALC_NUM_EPOCHS": str(settings.epochs), "ALC_ITERATIONS_PER_EPOCH": str(settings.iterations),
-                 "ALC_VAL_ITERATIONS_PER_EPOCH": str(settings.val_iterations), "ALC_SEED": str(settings.seed)}
+                 "ALC_VAL_ITERATIONS_PER_EPOCH": str(settings.val_iterations), "ALC_SEED": str(settings.seed),
+                 "ALC_FINAL_VALIDATION": "0"}
     if cpu:
         train_env["nnUNet_n_proc_DA"] = "0"  # data augmentation in the training process: no idle workers
     for trainer in settings.trainers:
@@ -129,11 +131,9 @@ def run_demo(settings: DemoSettings, out: Callable[[str], None] = partial(print,
 
     step("predict the test cases with every model (nnUNetv2_predict)")
     for trainer in settings.trainers:
-        run_job(Job(display_name(trainer), ["nnUNetv2_predict", "-i", str(dataset / "imagesTs"),
-                                           "-o", str(work.predictions / trainer), "-d", str(DATASET_ID),
-                                           "-c", CONFIGURATION, "-f", FOLD, "-tr", trainer, "-device", settings.device,
-                                           "-npp", "1", "-nps", "1"],
-                    work.logs / f"predict_{trainer}.log", env))
+        command = predict_command(dataset / "imagesTs", work.predictions / trainer, str(DATASET_ID), CONFIGURATION,
+                                  FOLD, trainer, settings.device)
+        run_job(Job(display_name(trainer), command, work.logs / f"predict_{trainer}.log", env))
 
     step("evaluate against the clean test labels (Dice, Jaccard, 95HD, ASD)")
     folders = {display_name(t): str(work.predictions / t) for t in settings.trainers}

@@ -1,0 +1,15 @@
+"""Fixtures shared by the test modules (built once per session, see shared_runs.py) and the slow-marker guard."""
+
+from __future__ import annotations
+
+import pytest
+
+from shared_runs import Tiny3D, build_tiny3d, shared_folder
+
+pytest_plugins = ["slow_guard", "pytester"]
+
+
+@pytest.fixture(scope="session")
+def tiny3d(tmp_path_factory) -> Tiny3D:
+    """The planned tiny 3D dataset and the ALC model trained on it (shared_runs.py); read-only."""
+    return Tiny3D(shared_folder(tmp_path_factory, "tiny3d", build_tiny3d))

@@ -1,0 +1,115 @@
+"""What several slow test modules read, built once per test session (conftest.py makes these fixtures).
+
+``tiny3d``: the tiny synthetic 3D dataset, planned and preprocessed by nnU-Net's own CLI for 3d_fullres
+and 2d (network shrunk to features 4..32), and one ALC model trained on it through ``nnUNetv2_train``
+(3d_fullres, fold 0, 2 epochs of 3 iterations, seed 0, no final validation). test_end_to_end.py,
+test_report.py, test_ddp.py and test_dropout_resenc.py read it; a test that changes a dataset or a model works on a copy
+(:func:`copy_tree`), so that every test sees the folders as built, in any order and on any xdist worker.
+
+Under pytest-xdist each worker has its own session; the folders are then built by the first worker that
+asks, under a file lock, in the temporary folder the workers share, and read by the others.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from filelock import FileLock
+
+from nnunetv2_alc.tiny_plans import shrink_network
+
+TINY3D_ID = 931
+TINY3D = f"Dataset{TINY3D_ID}_SyntheticTiny3D"
+ALC = "nnUNetTrainerALC"
+ITERATIONS = 3  # per epoch, in the shared ALC training
+EPOCHS = 2
+CONFIGURATIONS = ("3d_fullres", "2d")
+
+
+def run(cmd: list[str], env: dict, timeout: int = 600) -> subprocess.CompletedProcess:
+    """Run a command; fail with the end of its output when it exits non-zero."""
+    result = subprocess.run(cmd, env=env, capture_output=True, encoding="utf-8", errors="replace", timeout=timeout)
+    assert result.returncode == 0, (f"{' '.join(cmd)} failed ({result.returncode}):\n{result.stdout[-3000:]}\n"
+                                    f"{result.stderr[-3000:]}")
+    return result
+
+
+def clean_env(root: Path) -> dict:
+    """This process's environment without ALC_* / nnUNet* settings, nnU-Net's folders below ``root``, 1 thread."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ALC_", "nnUNet"))}
+    env.update(nnUNet_raw=str(root / "raw"), nnUNet_preprocessed=str(root / "preprocessed"),
+               nnUNet_results=str(root / "results"), nnUNet_def_n_proc="1", nnUNet_compile="false",
+               OMP_NUM_THREADS="1")
+    return env
+
+
+def training_env(root: Path) -> dict:
+    """:func:`clean_env` plus the short schedule of the shared training, data augmentation in-process."""
+    return {**clean_env(root), "nnUNet_n_proc_DA": "0", "ALC_NUM_EPOCHS": str(EPOCHS),
+            "ALC_ITERATIONS_PER_EPOCH": str(ITERATIONS), "ALC_VAL_ITERATIONS_PER_EPOCH": "1"}
+
+
+def train_cmd(trainer: str, configuration: str = "3d_fullres", *extra: str) -> list[str]:
+    return ["nnUNetv2_train", str(TINY3D_ID), configuration, "0", "-tr", trainer, "-device", "cpu", *extra]
+
+
+@dataclass(frozen=True)
+class Tiny3D:
+    """The shared folders: ``root`` holds nnU-Net's raw/, preprocessed/ and results/ (read them, don't write)."""
+
+    root: Path
+
+    @property
+    def env(self) -> dict:
+        return training_env(self.root)
+
+    @property
+    def raw(self) -> Path:
+        return self.root / "raw" / TINY3D
+
+    @property
+    def preprocessed(self) -> Path:
+        return self.root / "preprocessed" / TINY3D
+
+    def model(self, trainer: str = ALC, configuration: str = "3d_fullres") -> Path:
+        return self.root / "results" / TINY3D / f"{trainer}__nnUNetPlans__{configuration}"
+
+
+def build_tiny3d(root: Path) -> None:
+    for sub in ("raw", "preprocessed", "results"):
+        (root / sub).mkdir(parents=True)
+    env = training_env(root)
+    run(["nnUNetv2_alc_synthetic", "-d", str(TINY3D_ID), "--kind", "tiny3d", "--seed", "3"], env)
+    planning_env = {k: v for k, v in env.items() if k != "nnUNet_n_proc_DA"}  # planning needs >= 1 thread
+    run(["nnUNetv2_plan_and_preprocess", "-d", str(TINY3D_ID), "-c", *CONFIGURATIONS, "-np", "1", "1", "-npfp", "1",
+         "--verify_dataset_integrity"], planning_env)  # nnU-Net's 8 fingerprint workers would cost 50 s of CPU
+    for configuration in CONFIGURATIONS:
+        shrink_network(root / "preprocessed" / TINY3D / "nnUNetPlans.json", configuration)
+    # the first training writes splits_final.json: every later training reads it, none writes it
+    # final validation off: test_end_to_end.py runs nnUNetv2_train --val on a copy of the model
+    run(train_cmd(ALC), {**env, "ALC_SEED": "0", "ALC_FINAL_VALIDATION": "0"})
+
+
+def shared_folder(tmp_path_factory, name: str, build) -> Path:
+    """``name`` below the session's (or the xdist workers' common) temporary folder, built once by ``build``."""
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # shared by every worker of this run
+    folder = base / name
+    with FileLock(str(folder) + ".lock"):
+        done = folder / ".built"
+        if not done.is_file():
+            shutil.rmtree(folder, ignore_errors=True)
+            build(folder)
+            done.touch()
+    return folder
+
+
+def copy_tree(source: Path, target: Path) -> Path:
+    """A copy of ``source`` at ``target`` (parents made) for a test that changes it."""
+    shutil.copytree(source, target)
+    return target
