@@ -147,10 +147,11 @@ class Bench:
             return
         stamp_file.unlink(missing_ok=True)
         planning_env = {k: v for k, v in self.env.items() if k != "nnUNet_n_proc_DA"}
-        # 2 processes for the fingerprint too: nnU-Net's default of 8 spawns 8 workers, each importing torch and
-        # nnU-Net first (measured on tiny3d, 2 cores: 81 s of CPU for the plan, 29 s with one fingerprint worker)
+        # On the CPU 2 fingerprint workers too: nnU-Net's default 8 each import torch and nnU-Net first (tiny3d on
+        # 2 cores: 81 s of CPU for the whole plan with 8 of them, 29 s with 1)
+        fingerprint = ["-npfp", "2"] if b.device == "cpu" else []
         run_job(Job("plan", ["nnUNetv2_plan_and_preprocess", "-d", dataset_id, "-c", b.configuration, "-np", "2",
-                             "-npfp", "2"], self.out / "logs" / f"{name}_plan.log", planning_env))
+                             *fingerprint], self.out / "logs" / f"{name}_plan.log", planning_env))
         if b.tiny_network:
             shrink_network(plans, b.configuration, batch_size=b.batch_size)
         elif b.batch_size:

@@ -40,8 +40,9 @@ def build_clean_seg_cache(trainer, case_ids, clean_files: dict[str, str], cache_
 
     Files have the format the trainer's dataset class reads for previous-stage segmentations
     (``<case>.b2nd`` for blosc2 datasets, ``<case>.npz`` with key ``seg`` otherwise). Runs once per
-    configuration; a complete cache is reused. Written into a temporary folder and moved into
-    place, so an interrupted run leaves no half cache behind.
+    configuration; a complete cache is reused. Written into a temporary folder of this process and
+    moved into place file by file (``os.replace``), so an interrupted run leaves no half cache behind and
+    trainings started at once on one preprocessed dataset (several folds, say) do not collide.
     """
     suffix = ".b2nd" if issubclass(trainer.dataset_class, nnUNetDatasetBlosc2) else ".npz"
     missing = [c for c in case_ids if not os.path.isfile(join(cache_folder, c + suffix))]
@@ -53,7 +54,7 @@ def build_clean_seg_cache(trainer, case_ids, clean_files: dict[str, str], cache_
     file_ending = dataset_json["file_ending"]
     num_channels = len(dataset_json.get("channel_names", dataset_json.get("modality", {})))
     dataset = trainer.dataset_class(trainer.preprocessed_dataset_folder, missing)
-    temporary = cache_folder + ".partial"
+    temporary = f"{cache_folder}.partial-{os.getpid()}"
     maybe_mkdir_p(temporary)
     for case in tqdm(missing, desc="Preprocessing clean labels for label-correction monitoring",
                      disable=trainer.local_rank != 0):

@@ -10,6 +10,6 @@ pytest_plugins = ["slow_guard", "pytester"]
 
 
 @pytest.fixture(scope="session")
-def tiny3d(tmp_path_factory) -> Tiny3D:
+def tiny3d(tmp_path_factory, worker_id) -> Tiny3D:
     """The planned tiny 3D dataset and the ALC model trained on it (shared_runs.py); read-only."""
-    return Tiny3D(shared_folder(tmp_path_factory, "tiny3d", build_tiny3d))
+    return Tiny3D(shared_folder(tmp_path_factory, worker_id, "tiny3d", build_tiny3d))

@@ -3,9 +3,10 @@ run end to end on a tiny 2D dataset.
 
 The scripts drive nnU-Net's real CLI; here with 1 epoch of 2 iterations and a tiny network, so only
 the plumbing and the reports are checked, not the numbers. The dataset is planned once, by the
-benchmarks' own ``harness.Bench.plan`` with the tests' budget (``tiny2d``), and shared read-only by the
-tests, each writing its models into a folder of its own: the tests may run in any order, on any xdist
-worker. The three that read the accuracy benchmark's models run on one worker (xdist group).
+benchmarks' own ``harness.Bench.plan`` with the tests' budget (``tiny2d``); each test trains on a copy of
+the preprocessed dataset (its trainings cache clean labels there) into a results folder of its own, so
+the tests may run in any order, on any xdist worker. The three that read the accuracy benchmark's models
+run on one worker (xdist group).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from unittest import mock
 import pytest
 import torch
 
-from shared_runs import clean_env, copy_tree, shared_folder
+from shared_runs import clean_env, copy_tree, make_nnunet_folders, run, shared_folder
 
 from nnunetv2_alc.progress import DIAGNOSTIC_KEYS
 
@@ -47,12 +48,10 @@ def bench(script: str, args: list[str], env: dict, check: bool = True) -> subpro
 
 def build_tiny2d(root: Path) -> None:
     """tiny2d (seed 1) and its validation draw (seed 2), the first planned as every benchmark plans."""
-    for sub in ("raw", "preprocessed", "results"):
-        (root / sub).mkdir(parents=True)
+    make_nnunet_folders(root)
     env = clean_env(root)
     for dataset_id, seed in ((DATASET_ID, 1), (VALIDATION_ID, 2)):
-        subprocess.run(["nnUNetv2_alc_synthetic", "-d", str(dataset_id), "--kind", "tiny2d", "--seed", str(seed)],
-                       env=env, check=True, capture_output=True)
+        run(["nnUNetv2_alc_synthetic", "-d", str(dataset_id), "--kind", "tiny2d", "--seed", str(seed)], env)
     sys.path.insert(0, str(BENCHMARKS))
     try:
         import harness
@@ -66,33 +65,28 @@ def build_tiny2d(root: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def tiny2d(tmp_path_factory) -> tuple[Path, dict]:
-    """The planned tiny2d dataset (read-only) and an environment pointing at it."""
-    root = shared_folder(tmp_path_factory, "tiny2d", build_tiny2d)
-    return root, clean_env(root)
+def tiny2d(tmp_path_factory, worker_id) -> Path:
+    """The folder of the planned tiny2d dataset (read-only: tests work on copies, see :func:`own_folders`)."""
+    return shared_folder(tmp_path_factory, worker_id, "tiny2d", build_tiny2d)
+
+
+def own_folders(tiny2d: Path, root: Path) -> tuple[Path, dict]:
+    """``root`` with a copy of the planned dataset and an empty results folder, and the environment of them."""
+    copy_tree(tiny2d / "preprocessed" / DATASET, root / "preprocessed" / DATASET)
+    (root / "results").mkdir()
+    return root, {**clean_env(tiny2d), "nnUNet_preprocessed": str(root / "preprocessed"),
+                  "nnUNet_results": str(root / "results")}
 
 
 @pytest.fixture
 def workspace(tiny2d, tmp_path) -> tuple[Path, dict]:
-    """A folder of the test's own and the environment whose nnUNet_results is in it."""
-    (tmp_path / "results").mkdir()
-    return tmp_path, {**tiny2d[1], "nnUNet_results": str(tmp_path / "results")}
-
-
-@pytest.fixture
-def own_preprocessed(workspace) -> tuple[Path, dict]:
-    """:func:`workspace` with a copy of the preprocessed dataset: trainers built for fold 0 write its split."""
-    root, env = workspace
-    preprocessed = root / "preprocessed"
-    copy_tree(Path(env["nnUNet_preprocessed"]) / DATASET, preprocessed / DATASET)
-    return root, {**env, "nnUNet_preprocessed": str(preprocessed)}
+    return own_folders(tiny2d, tmp_path)
 
 
 @pytest.fixture(scope="module")
 def accuracy(tiny2d, tmp_path_factory) -> tuple[Path, dict]:
     """bench_accuracy.py with H-Sup, stock nnU-Net and ALC; its results and the environment that reads them."""
-    root = tmp_path_factory.mktemp("accuracy")
-    env = {**tiny2d[1], "nnUNet_results": str(root / "results")}
+    root, env = own_folders(tiny2d, tmp_path_factory.mktemp("accuracy"))
     bench("bench_accuracy.py", ["--dataset", f"10%={DATASET_ID}", "--trainers", "nnUNetTrainerHSup",
                                 "nnUNetTrainerStock", "nnUNetTrainerALC", *BUDGET, "--out", str(root / "accuracy")],
           env)
@@ -175,7 +169,7 @@ def test_sensitivity_trains_the_default_once_and_each_changed_value_and_resumes(
 
 def test_dropout_placements_are_compared_on_a_validation_dataset(workspace):
     root, env = workspace
-    validation = VALIDATION_ID
+    validation = VALIDATION_ID  # the seed-2 draw of tiny2d, in the shared raw folder
     out = root / "dropout"
     args = ["-d", str(DATASET_ID), "--validation", str(validation), "--trainers", "nnUNetTrainerALC",
             "--placements", "lineage", "--p", "0.5", *BUDGET, "--out", str(out)]  # one model: CI's time
@@ -225,8 +219,8 @@ def test_evidence_grid_runs_resumes_and_tests_paired(workspace):
     assert "== " not in again.stdout and "Runs finished: 2 of 2" in again.stdout
 
 
-def test_cost_compares_every_trainer_with_stock_nnunet(own_preprocessed):
-    root, env = own_preprocessed
+def test_cost_compares_every_trainer_with_stock_nnunet(workspace):
+    root, env = workspace
     out = root / "cost.json"
     result = bench("bench_cost.py", ["-d", str(DATASET_ID), "-c", "2d", "--device", "cpu", "--rounds", "2", "--warmup",
                                      "1", "--loader-batches", "2", "--passes", "2", "--trainers", "nnUNetTrainerHSup",
@@ -247,8 +241,8 @@ def test_cost_compares_every_trainer_with_stock_nnunet(own_preprocessed):
     assert floor["overhead"] == pytest.approx(step / floor["floor_s"] - 1)
 
 
-def test_step_parts_add_up_to_the_step(own_preprocessed):
-    root, env = own_preprocessed
+def test_step_parts_add_up_to_the_step(workspace):
+    root, env = workspace
     out = root / "parts.json"
     result = bench("bench_step_parts.py", ["-d", str(DATASET_ID), "-c", "2d", "--device", "cpu", "--rounds", "2",
                                            "--warmup", "1", "--passes", "2", "--out", str(out)], env)

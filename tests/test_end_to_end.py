@@ -1,9 +1,10 @@
-"""End to end on the CPU through nnU-Net's own CLI: synthetic data -> plan/preprocess -> train -> resume -> predict.
+"""End to end on the CPU through nnU-Net's own CLI: train -> resume -> validate -> predict, every trainer.
 
-The tiny 3D dataset, planned for 3d_fullres and 2d, and the ALC model trained on it (2 epochs of 3
-iterations, seed 0) are the session's shared ones (``tiny3d``, shared_runs.py); a test that resumes or
-re-validates that model does so on a copy. Every trainer trains a few iterations with a tiny network
-(features 4..32); the variants and the 2d configuration train concurrently to fit CI's budget.
+The synthetic tiny 3D dataset, planned and preprocessed for 3d_fullres and 2d, and the ALC model trained
+on it (2 epochs of 3 iterations, seed 0) are the session's shared ones (``tiny3d``, shared_runs.py); a test
+that resumes, re-validates or trains on what the build did not cache works on a copy. Every trainer
+trains a few iterations with a tiny network (features 4..32); the variants and the 2d configuration train
+concurrently to fit CI's budget.
 """
 
 from __future__ import annotations
@@ -39,12 +40,12 @@ def training_log(folder: Path) -> str:
 def copied_results(tiny3d, tmp_path: Path) -> tuple[Path, dict]:
     """A results folder holding a copy of the shared ALC model, and the environment that trains into it."""
     results = tmp_path / "results"
-    copy_tree(tiny3d.model(), results / DATASET / tiny3d.model().name)
-    return results, {**tiny3d.env, "nnUNet_results": str(results)}
+    copy_tree(tiny3d.alc_model, results / DATASET / tiny3d.alc_model.name)
+    return results, {**tiny3d.training_env, "nnUNet_results": str(results)}
 
 
 def test_alc_training_writes_loss_terms_teacher_and_stratified_split(tiny3d):
-    folder = tiny3d.model() / "fold_0"
+    folder = tiny3d.alc_model / "fold_0"
     log = training_log(folder)
     assert "1 LQ + 1 HQ samples" in log and "selection: windowed rank" in log
     assert log.count("ALC: L_hs") == 2 and "Pseudo dice HQ val" in log
@@ -93,7 +94,7 @@ PINNED_SEED0 = {"weights_sum_of_squares": 1894.942389, "train_losses": (0.471972
 
 
 def test_same_seed_gives_the_pinned_weights(tiny3d):
-    folder = tiny3d.model() / "fold_0"
+    folder = tiny3d.alc_model / "fold_0"
     assert "Seeded Python, NumPy and torch with 0" in training_log(folder)
     checkpoint = torch.load(folder / "checkpoint_final.pth", map_location="cpu", weights_only=False)
     weights = sum(float((v.double() ** 2).sum()) for v in checkpoint["network_weights"].values()
@@ -128,13 +129,16 @@ def test_resume_with_other_method_settings_is_refused(tiny3d, tmp_path):
     assert (fold_dir(results, ALC) / "validation" / "summary.json").is_file()
 
 
-@pytest.mark.parametrize("checkpoint", ["checkpoint_final.pth", "checkpoint_final_teacher.pth"])
-def test_predict_with_student_and_teacher(tiny3d, tmp_path, checkpoint):
+# the student in one process (as the demo and the benchmarks predict on the CPU), the teacher with
+# nnU-Net's default worker processes for preprocessing and export
+@pytest.mark.parametrize("checkpoint, workers", [("checkpoint_final.pth", "0"), ("checkpoint_final_teacher.pth", "1")])
+def test_predict_with_student_and_teacher(tiny3d, tmp_path, checkpoint, workers):
     out = tmp_path / f"pred_{checkpoint.split('.')[0]}"
-    images = tiny3d.raw / "imagesTs"
+    command = predict_command(tiny3d.raw / "imagesTs", out, str(DATASET_ID), "3d_fullres", "0", ALC, "cpu", tta=False)
+    for option in ("-npp", "-nps"):
+        command[command.index(option) + 1] = workers
     # prediction does not read ALC settings: a stale, even invalid, variable changes nothing
-    run(predict_command(images, out, str(DATASET_ID), "3d_fullres", "0", ALC, "cpu", tta=False) + ["-chk", checkpoint],
-        {**tiny3d.env, "ALC_DROPOUT_PLACEMENT": "nowhere", "ALC_K": "7"})
+    run(command + ["-chk", checkpoint], {**tiny3d.env, "ALC_DROPOUT_PLACEMENT": "nowhere", "ALC_K": "7"})
     references = sorted((tiny3d.raw / "labelsTs").glob("*.nii.gz"))
     assert references
     for reference in references:
@@ -145,27 +149,31 @@ def test_predict_with_student_and_teacher(tiny3d, tmp_path, checkpoint):
 
 
 def test_variants_and_2d_configuration_train(tiny3d, tmp_path):
-    root = tmp_path / "results"
-    # nnU-Net's final validation is the same for every trainer of ours (run_settings.py); it runs in
-    # test_resume_with_other_method_settings_is_refused (--val) and test_dropout_resenc.py
-    env = {**tiny3d.env, "nnUNet_results": str(root), "ALC_NUM_EPOCHS": "1", "ALC_ITERATIONS_PER_EPOCH": "1",
-           "ALC_FINAL_VALIDATION": "0"}
+    results = tmp_path / "results"
+    preprocessed = tmp_path / "preprocessed"  # the 2d training caches its clean labels there
+    copy_tree(tiny3d.preprocessed, preprocessed / DATASET)
+    env = {**tiny3d.training_env, "nnUNet_results": str(results), "nnUNet_preprocessed": str(preprocessed),
+           "ALC_NUM_EPOCHS": "1", "ALC_ITERATIONS_PER_EPOCH": "1"}
+    # nnU-Net's final validation is the same for every trainer of ours (run_settings.py): the 2d job runs it
+    # (the slice-wise predictor), the 3d one runs in test_resume_with_other_method_settings_is_refused (--val)
     jobs = [(trainer, "3d_fullres") for trainer in VARIANTS] + [(ALC, "2d")]
-    procs = [subprocess.Popen(train_cmd(t, c), env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, encoding="utf-8", errors="replace") for t, c in jobs]
+    procs = [subprocess.Popen(train_cmd(t, c), env={**env, "ALC_FINAL_VALIDATION": str(int(c == "2d"))},
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, encoding="utf-8", errors="replace")
+             for t, c in jobs]
     outputs = [p.communicate(timeout=900)[0] for p in procs]
     for (trainer, configuration), proc, output in zip(jobs, procs, outputs):
         assert proc.returncode == 0, f"{trainer} {configuration}:\n{output[-3000:]}"
-        folder = fold_dir(root, trainer, configuration)
+        folder = fold_dir(results, trainer, configuration)
         log = training_log(folder)
         assert "ALC: L_hs" in log and (folder / "checkpoint_final.pth").is_file()
         has_teacher = trainer not in ("nnUNetTrainerHSup", "nnUNetTrainerHLSup")
         assert (folder / "checkpoint_final_teacher.pth").is_file() == has_teacher, trainer
-    hsup = training_log(fold_dir(root, "nnUNetTrainerHSup"))
+    assert (fold_dir(results, ALC, "2d") / "validation" / "summary.json").is_file()
+    hsup = training_log(fold_dir(results, "nnUNetTrainerHSup"))
     assert "Training cases:" in hsup and " 0 LQ" in hsup
-    mean_teacher = training_log(fold_dir(root, "nnUNetTrainerMeanTeacher"))
+    mean_teacher = training_log(fold_dir(results, "nnUNetTrainerMeanTeacher"))
     assert "L_ls 0.0, L_n 0.0" in mean_teacher and "EMA, 1 passes" in mean_teacher
-    assert "selection: off" in training_log(fold_dir(root, "nnUNetTrainerALC_noLS"))
+    assert "selection: off" in training_log(fold_dir(results, "nnUNetTrainerALC_noLS"))
 
 
 def test_untagged_dataset_fails_before_training_with_the_fix(tiny3d, tmp_path):
@@ -174,7 +182,8 @@ def test_untagged_dataset_fails_before_training_with_the_fix(tiny3d, tmp_path):
     content = json.loads(dataset_json.read_text())
     del content["label_quality"]
     dataset_json.write_text(json.dumps(content))
-    env = {**tiny3d.env, "nnUNet_preprocessed": str(preprocessed), "nnUNet_results": str(tmp_path / "results")}
+    _, env = copied_results(tiny3d, tmp_path)  # --c on a trained model whose dataset lost its tags
+    env["nnUNet_preprocessed"] = str(preprocessed)
     result = subprocess.run(train_cmd(ALC, "3d_fullres", "--c"), env=env, capture_output=True, encoding="utf-8",
                             errors="replace", timeout=300)
     assert result.returncode != 0

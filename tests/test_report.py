@@ -14,7 +14,7 @@ import SimpleITK as sitk
 import torch
 
 from test_dropout import hooked, tiny_unet
-from shared_runs import TINY3D as DATASET, TINY3D_ID as DATASET_ID, clean_env, run
+from shared_runs import TINY3D as DATASET, TINY3D_ID as DATASET_ID, run
 
 from nnunetv2_alc.config import ALCConfig
 from nnunetv2_alc.dropout import attached_dropout, has_dropout
@@ -101,10 +101,10 @@ def test_pass_settings_come_from_the_checkpoint_else_from_checkpoint_final(tmp_p
 @pytest.fixture(scope="module")
 def trained(tiny3d, tmp_path_factory):
     """The shared tiny3d dataset and ALC model, and the report of it (m = 3)."""
-    model = tiny3d.model(TRAINER)
+    model = tiny3d.alc_model
     output = tmp_path_factory.mktemp("report") / "label_report"
     result = run(["nnUNetv2_alc_report", "-m", str(model), "-d", str(DATASET_ID), "-o", str(output),
-                  "--num-passes", "3", "--worst", "3", "-device", "cpu"], clean_env(tiny3d.root))
+                  "--num-passes", "3", "--worst", "3", "-device", "cpu"], tiny3d.env)
     return tiny3d.raw, model, output, result.stdout
 
 

@@ -2,7 +2,8 @@
 
 An inner pytest run (pytester) with the guard loaded runs tests that start stand-ins for nnU-Net's commands:
 an executable named ``nnUNetv2_train`` and a script named ``bench_*.py``, both exiting with the code they
-are given, so that no real training is needed to show which tests the guard fails.
+are given (the first after sleeping as long as it is told), so that no real training is needed to show
+which tests the guard fails.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ TESTS = Path(__file__).resolve().parent
 def test_unmarked_training_fails_and_marked_help_or_refused_runs_pass(pytester, monkeypatch):
     train = pytester.path / "bin" / "nnUNetv2_train"
     train.parent.mkdir()
-    train.write_text('#!/bin/sh\nexit "${EXIT_CODE:-0}"\n')
+    train.write_text('#!/bin/sh\nsleep "${SLEEP:-0}"\nexit "${EXIT_CODE:-0}"\n')
     train.chmod(train.stat().st_mode | stat.S_IXUSR)
     bench = pytester.path / "bench_stand_in.py"
     bench.write_text("import sys\nsys.exit(int(sys.argv[1]))\n")
@@ -51,17 +52,33 @@ def test_unmarked_training_fails_and_marked_help_or_refused_runs_pass(pytester, 
         def test_unmarked_in_process_training():
             with pytest.raises(AttributeError):  # reaches the guard, then nnU-Net's code on a non-trainer
                 nnUNetTrainer.run_training(object())
+
+        def test_unmarked_training_still_running_at_teardown():
+            subprocess.Popen([TRAIN, "1"], env=dict(os.environ, SLEEP="2"))
+
+        @pytest.fixture(scope="module")
+        def trained_model():
+            subprocess.run([TRAIN, "1", "3d_fullres", "0"], check=True)
+
+        @pytest.mark.slow
+        def test_marked_user_builds_the_fixture(trained_model):
+            pass
+
+        def test_unmarked_user_of_the_built_fixture(trained_model):
+            pass
     """)
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]))
     result = pytester.runpytest_subprocess("-p", "slow_guard", "-p", "no:cacheprovider")
-    result.assert_outcomes(passed=7, errors=3)
+    result.assert_outcomes(passed=10, errors=5)
     output = result.stdout.str()
-    for name in ("test_unmarked_trains", "test_unmarked_benchmark_run", "test_unmarked_in_process_training"):
+    for name in ("test_unmarked_trains", "test_unmarked_benchmark_run", "test_unmarked_in_process_training",
+                 "test_unmarked_training_still_running_at_teardown", "test_unmarked_user_of_the_built_fixture"):
         assert f"test_inner.py::{name} trains or plans but lacks @pytest.mark.slow" in output, name
     for name in ("test_marked_trains", "test_unmarked_help", "test_unmarked_refused_training",
-                 "test_unmarked_benchmark_refusing_bad_input"):
+                 "test_unmarked_benchmark_refusing_bad_input", "test_marked_user_builds_the_fixture"):
         assert f"test_inner.py::{name} trains" not in output, name
-    assert "object.run_training()" in output and f"{train} 1 2d 0" in output
+    assert "nnUNetTrainer.run_training()" in output and f"{train} 1 2d 0" in output
+    assert f"fixture 'trained_model': {train} 1 3d_fullres 0" in output
 
 
 def test_guard_is_loaded_in_this_run(pytestconfig):

@@ -118,10 +118,10 @@ def run_demo(settings: DemoSettings, out: Callable[[str], None] = partial(print,
         step("keep the planned network")
 
     step(f"train {', '.join(display_name(t) for t in settings.trainers)} (nnUNetv2_train)")
-    # no final validation of fold 0: the demo evaluates every model on the test cases (step 6)
-    train_env = {**env, "ALC_NUM_EPOCHS": str(settings.epochs), "ALC_ITERATIONS_PER_EPOCH": str(settings.iterations),
-                 "ALC_VAL_ITERATIONS_PER_EPOCH": str(settings.val_iterations), "ALC_SEED": str(settings.seed),
-                 "ALC_FINAL_VALIDATION": "0"}
+    # no final validation of fold 0 unless ALC_FINAL_VALIDATION says so: the demo evaluates on the test cases
+    train_env = {"ALC_FINAL_VALIDATION": "0", **env, "ALC_NUM_EPOCHS": str(settings.epochs),
+                 "ALC_ITERATIONS_PER_EPOCH": str(settings.iterations),
+                 "ALC_VAL_ITERATIONS_PER_EPOCH": str(settings.val_iterations), "ALC_SEED": str(settings.seed)}
     if cpu:
         train_env["nnUNet_n_proc_DA"] = "0"  # data augmentation in the training process: no idle workers
     for trainer in settings.trainers:
