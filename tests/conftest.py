@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
-from shared_runs import Tiny3D, build_tiny3d, shared_folder
+from shared_runs import BENCHMARKS, Tiny3D, build_tiny3d, shared_folder
+
+sys.path.insert(0, str(BENCHMARKS))  # the tests import the benchmark scripts' modules (harness, bench_evidence)
 
 pytest_plugins = ["slow_guard", "pytester"]
 

@@ -25,6 +25,7 @@ from filelock import FileLock
 
 from nnunetv2_alc.tiny_plans import shrink_network
 
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"  # the scripts; conftest.py puts it on sys.path
 TINY3D_ID = 931
 TINY3D = f"Dataset{TINY3D_ID}_SyntheticTiny3D"
 ALC = "nnUNetTrainerALC"
@@ -92,6 +93,11 @@ class Tiny3D:
     @property
     def preprocessed(self) -> Path:
         return self.root / "preprocessed" / TINY3D
+
+    def copy_dataset(self, root: Path) -> None:
+        """Copy the raw and the preprocessed dataset into nnU-Net's raw/ and preprocessed/ below ``root``."""
+        copy_tree(self.raw, root / "raw" / TINY3D)
+        copy_tree(self.preprocessed, root / "preprocessed" / TINY3D)
 
     @property
     def alc_model(self) -> Path:

@@ -18,6 +18,7 @@ an unmarked test is the first to ask for a fixture, catches the rest.)
 
 from __future__ import annotations
 
+import importlib
 import shlex
 import subprocess
 from pathlib import Path
@@ -84,8 +85,6 @@ def pytest_configure(config):
         return  # the xdist controller runs no test
     _restore.append((subprocess, "Popen", _OriginalPopen))
     subprocess.Popen = _WatchedPopen
-    import importlib
-
     for module_name, names in IN_PROCESS.items():
         module = importlib.import_module(module_name)
         for name in names:

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import runpy
 import sys
-from pathlib import Path
 
 import pytest
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+from shared_runs import BENCHMARKS
 
 
 @pytest.mark.parametrize("script, args, message", [
@@ -24,7 +23,6 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 def test_bad_arguments_are_named(tmp_path, monkeypatch, script, args, message):
     for name in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
         monkeypatch.setenv(name, str(tmp_path))
-    monkeypatch.syspath_prepend(str(BENCHMARKS))  # the scripts import harness.py beside them
     monkeypatch.setattr(sys, "argv", [str(BENCHMARKS / script), *args])
     with pytest.raises(SystemExit) as exit_info:
         runpy.run_path(str(BENCHMARKS / script), run_name="__main__")

@@ -6,17 +6,13 @@ The script itself runs end to end in tests/test_benchmarks.py.
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
+import bench_evidence as ev  # benchmarks/, on sys.path through conftest.py
 import numpy as np
 import pytest
 from scipy.stats import wilcoxon
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-import bench_evidence as ev  # noqa: E402
-
-from nnunetv2_alc.synthetic import make_synthetic_dataset  # noqa: E402
+from nnunetv2_alc.synthetic import make_synthetic_dataset
 
 
 def test_plan_runs_setting_by_setting_with_ceiling_and_budget_check():

@@ -20,16 +20,16 @@ import sys
 from pathlib import Path
 from unittest import mock
 
+import harness  # benchmarks/, on sys.path through conftest.py
 import pytest
 import torch
 
-from shared_runs import clean_env, copy_tree, make_nnunet_folders, run, shared_folder
+from shared_runs import BENCHMARKS, clean_env, copy_tree, make_nnunet_folders, run, shared_folder
 
 from nnunetv2_alc.progress import DIAGNOSTIC_KEYS
 
 pytestmark = pytest.mark.slow
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 DATASET_ID = 941
 DATASET = f"Dataset{DATASET_ID}_SyntheticTiny2D"
 VALIDATION_ID = DATASET_ID + 1  # another draw of tiny2d, for bench_dropout.py
@@ -52,11 +52,6 @@ def build_tiny2d(root: Path) -> None:
     env = clean_env(root)
     for dataset_id, seed in ((DATASET_ID, 1), (VALIDATION_ID, 2)):
         run(["nnUNetv2_alc_synthetic", "-d", str(dataset_id), "--kind", "tiny2d", "--seed", str(seed)], env)
-    sys.path.insert(0, str(BENCHMARKS))
-    try:
-        import harness
-    finally:
-        sys.path.remove(str(BENCHMARKS))
     parser = argparse.ArgumentParser()
     harness.add_budget_arguments(parser)
     with mock.patch.dict(os.environ, env, clear=True):  # Bench takes nnU-Net's folders from the environment

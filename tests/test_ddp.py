@@ -56,7 +56,7 @@ import numpy as np
 import pytest
 import torch
 
-from shared_runs import TINY3D as DATASET, clean_env, copy_tree
+from shared_runs import TINY3D as DATASET, clean_env
 
 from nnunetv2_alc.tiny_plans import shrink_network
 
@@ -127,8 +127,7 @@ def preprocessed(tiny3d, tmp_path_factory) -> tuple[Path, dict]:
     root = tmp_path_factory.mktemp("ddp")
     (root / "results").mkdir()
     env = {**clean_env(root), "MKL_NUM_THREADS": "1"}
-    copy_tree(tiny3d.raw, root / "raw" / DATASET)
-    copy_tree(tiny3d.preprocessed, root / "preprocessed" / DATASET)
+    tiny3d.copy_dataset(root)
     plans_file = root / "preprocessed" / DATASET / "nnUNetPlans.json"
     shrink_network(plans_file, CONFIGURATION, batch_size=GLOBAL_BATCH)
     # nnU-Net's Dice with batch_dice=True pools the whole batch into one Dice; a loss over a subset of the

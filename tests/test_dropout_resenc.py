@@ -13,7 +13,7 @@ import pytest
 import torch
 from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
 
-from shared_runs import TINY3D as DATASET, TINY3D_ID as DATASET_ID, clean_env, copy_tree, run
+from shared_runs import TINY3D as DATASET, TINY3D_ID as DATASET_ID, clean_env, run
 
 from nnunetv2_alc.dropout import add_dropout
 from nnunetv2_alc.jobs import predict_command
@@ -30,8 +30,7 @@ def workspace(tiny3d, tmp_path_factory):
     """The tiny dataset planned with ResEnc M and preprocessed for 3d_fullres (network shrunk for the CPU)."""
     root = tmp_path_factory.mktemp("resenc")
     env = clean_env(root)
-    copy_tree(tiny3d.raw, root / "raw" / DATASET)
-    copy_tree(tiny3d.preprocessed, root / "preprocessed" / DATASET)  # with nnU-Net's fingerprint of it
+    tiny3d.copy_dataset(root)  # the preprocessed folder holds nnU-Net's fingerprint of the dataset
     run(["nnUNetv2_plan_experiment", "-d", str(DATASET_ID), "-pl", "nnUNetPlannerResEncM"], env)
     plans_file = root / "preprocessed" / DATASET / f"{PLANS}.json"
     plans = json.loads(plans_file.read_text())

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import os
-import sys
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from harness import Bench, Budget  # noqa: E402
+from harness import Bench, Budget  # benchmarks/, on sys.path through conftest.py
 
 NAME = "Dataset999_Stamp"
 BUDGET = Budget("2d", 1, 1, 0, "cpu", True, 4, False)
