@@ -29,6 +29,7 @@ from nnunetv2_alc.tiny_plans import set_batch_size, shrink_network
 from nnunetv2_alc.trainer_registry import display_name
 
 PLAN_STAMP = "alc_bench_plan.json"  # in the preprocessed dataset folder, see Bench.plan
+PLANNER_CONFIGURATIONS = ("2d", "3d_fullres", "3d_lowres", "3d_cascade_fullres")  # what nnU-Net's planner makes
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,25 @@ def parse_settings(values: list[str]) -> dict[str, str]:
     return settings
 
 
+def require_added_configuration(plans_file: Path, budget: Budget) -> None:
+    """A configuration nnU-Net's planner does not make must be in the plans and preprocessed already.
+
+    Such configurations are added to the plans by a script (``la_prepare.py``) or by hand, with their own
+    network and batch, so the budget may not shrink them.
+    """
+    configurations = json.loads(plans_file.read_text()).get("configurations", {}) if plans_file.is_file() else {}
+    if budget.configuration not in configurations:
+        raise SystemExit(f"{plans_file} has no configuration {budget.configuration!r}: nnU-Net's planner makes only "
+                         f"{', '.join(PLANNER_CONFIGURATIONS)}; add it first (benchmarks/la_prepare.py for the LA "
+                         "CPU configurations) and preprocess it with nnUNetv2_preprocess -c.")
+    if budget.tiny_network or budget.batch_size:
+        raise SystemExit(f"--tiny-network and --batch-size apply to planned configurations; {budget.configuration!r}"
+                         " was added with its own network and batch size.")
+    data = plans_file.parent / configurations[budget.configuration]["data_identifier"]
+    if not data.is_dir() or not any(data.iterdir()):
+        raise SystemExit(f"{data} is missing or empty: run nnUNetv2_preprocess -d <id> -c {budget.configuration}.")
+
+
 class Bench:
     """Runs nnU-Net's commands for one benchmark under a fixed :class:`Budget`, logging into ``out/logs``."""
 
@@ -142,6 +162,9 @@ class Bench:
         b = self.budget
         folder = Path(self.env["nnUNet_preprocessed"]) / name
         plans, stamp_file = folder / "nnUNetPlans.json", folder / PLAN_STAMP
+        if b.configuration not in PLANNER_CONFIGURATIONS:
+            require_added_configuration(plans, b)
+            return
         if stamp_file.is_file() and json.loads(stamp_file.read_text()) == self._plan_stamp(name, plans):
             print(f"{name}: planned with this budget already ({stamp_file}); not planning again", flush=True)
             return

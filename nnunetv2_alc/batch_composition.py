@@ -35,6 +35,20 @@ def local_composition(num_hq: int, num_lq: int, world_size: int = 1, rank: int =
     return int((~layout).sum()), int(layout.sum())
 
 
+def few_hq_warning(num_hq: int, num_lq: int) -> Optional[str]:
+    """The warning for a composition with fewer than half as many HQ as LQ samples a step (e.g. the paper's 2 + 10).
+
+    ALC's HQ term then sees far fewer trusted samples than H-Sup at the same batch and iterations; on the
+    Left Atrium that cost several Dice points (docs/method.md, "Data and batches"). None otherwise.
+    """
+    if not num_lq or 2 * num_hq >= num_lq:
+        return None
+    return (f"WARNING: only {num_hq} of the {num_hq + num_lq} samples of each batch are HQ. On real data (Left Atrium) "
+            "this kind of composition ended several Dice points below H-Sup and below half the batch HQ, at the same "
+            "iterations (docs/method.md, \"Data and batches\"). ALC_HQ_SHARE=0.5, the default, gives the HQ cases "
+            "half of each batch.")
+
+
 def group_foreground_plan(group_size: int, percent: float, probabilistic: bool = False) -> list[Optional[bool]]:
     """Per position of one group: forced to foreground (True), not (False) or with probability ``percent`` (None)."""
     if probabilistic or group_size == 1:

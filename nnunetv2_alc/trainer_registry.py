@@ -4,7 +4,8 @@ Every module ``nnunetv2_alc/trainers/nnUNetTrainer*.py`` holds one class of the 
 finds it by ``-tr``), which sets ``display_name`` (the name in tables, plots and logs) in its own class
 body. :func:`trainer_classes` imports them on first use (they import torch and nnU-Net), not when this
 module is imported. :data:`BENCHMARK_TRAINERS` is the order of the methods in the tables (paper
-Table I); ``tests/test_trainer_registry.py`` checks that it names every trainer module exactly once.
+Table I), :data:`DIAGNOSTIC_TRAINERS` those that only benchmarks use; ``tests/test_trainer_registry.py``
+checks that the two together name every trainer module exactly once.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ PREFIX = "nnUNetTrainer"
 # baselines, the stock nnU-Net reference, ablations, then ALC: the row order of every table
 BENCHMARK_TRAINERS = ("nnUNetTrainerHSup", "nnUNetTrainerHLSup", "nnUNetTrainerStock", "nnUNetTrainerMeanTeacher",
                       "nnUNetTrainerALC_noLS", "nnUNetTrainerALC_noLR", "nnUNetTrainerALC")
+# diagnostics, not methods a user would pick: they need the clean training labels (labelsTr_clean/)
+DIAGNOSTIC_TRAINERS = ("nnUNetTrainerALC_oracle",)
 
 
 class TrainerRegistryError(TypeError):

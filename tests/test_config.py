@@ -11,7 +11,10 @@ def test_defaults_follow_method_md():
     assert defaults == (8, 0.5, 3.0, 2.0, 0.1, 0.75, 0.99)
     assert (c.noise_std, c.noise_clip) == (0.1, 0.2)
     assert (c.weight_ce, c.weight_dice) == (1.0, 1.0)  # nnU-Net's own CE + Dice scale
-    assert c.batch_split(24) == (4, 20) and c.batch_split(12) == (2, 10) and c.batch_split(2) == (1, 1)
+    # half the batch HQ (ours, docs/method.md "Data and batches"); the paper's 4 of 24 is one setting away
+    assert c.hq_share == 0.5 and c.batch_split(12) == (6, 6) and c.batch_split(5) == (2, 3)
+    assert c.batch_split(2) == (1, 1)
+    assert ALCConfig.from_sources({"ALC_HQ_SHARE": "0.1667"}).batch_split(24) == (4, 20)
 
 
 def test_method_differences_name_each_setting_and_ignore_run_settings():

@@ -26,7 +26,8 @@ from nnunetv2_alc.jobs import predict_command
 pytestmark = pytest.mark.slow
 
 # ALC w/o LR differs from ALC only in its config (test_trainer_classes.py) and trains in test_ddp.py (CI's time)
-VARIANTS = ("nnUNetTrainerHSup", "nnUNetTrainerHLSup", "nnUNetTrainerMeanTeacher", "nnUNetTrainerALC_noLS")
+VARIANTS = ("nnUNetTrainerHSup", "nnUNetTrainerHLSup", "nnUNetTrainerMeanTeacher", "nnUNetTrainerALC_noLS",
+            "nnUNetTrainerALC_oracle")
 
 
 def fold_dir(results: Path, trainer: str, configuration: str = "3d_fullres") -> Path:
@@ -174,6 +175,8 @@ def test_variants_and_2d_configuration_train(tiny3d, tmp_path):
     mean_teacher = training_log(fold_dir(results, "nnUNetTrainerMeanTeacher"))
     assert "L_ls 0.0, L_n 0.0" in mean_teacher and "EMA, 1 passes" in mean_teacher
     assert "selection: off" in training_log(fold_dir(results, "nnUNetTrainerALC_noLS"))
+    oracle = training_log(fold_dir(results, "nnUNetTrainerALC_oracle"))
+    assert "LQ targets: nnUNetTrainerALC_oracle.corrected_labels" in oracle and "monitoring on" in oracle
 
 
 def test_untagged_dataset_fails_before_training_with_the_fix(tiny3d, tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import replace
 from pathlib import Path
@@ -47,3 +48,27 @@ def test_stamp_changes_with_raw_data_plans_or_budget(folders, change):
     elif change == "plans edited":
         (pre / "nnUNetPlans.json").write_text('{"plans": 2}')
     assert stamp(replace(BUDGET, batch_size=8) if change == "budget" else BUDGET) != before
+
+
+@pytest.mark.parametrize("state, message", [
+    ("absent", "has no configuration '2d_cpu': nnU-Net's planner makes only"),
+    ("not preprocessed", "is missing or empty: run nnUNetv2_preprocess -d <id> -c 2d_cpu"),
+    ("tiny network", "--tiny-network and --batch-size apply to planned configurations"),
+    ("prepared", None),
+])
+def test_an_added_configuration_is_used_as_prepared_never_planned(folders, state, message):
+    _, pre = folders
+    if state != "absent":
+        plans = {"configurations": {"2d_cpu": {"data_identifier": "nnUNetPlans_2d_cpu"}}}
+        (pre / "nnUNetPlans.json").write_text(json.dumps(plans))
+    if state in ("prepared", "tiny network"):
+        (pre / "nnUNetPlans_2d_cpu").mkdir()
+        (pre / "nnUNetPlans_2d_cpu" / "a.pkl").write_bytes(b"")
+    budget = replace(BUDGET, configuration="2d_cpu", tiny_network=state == "tiny network", batch_size=None)
+    bench = Bench(budget, Path(os.environ["nnUNet_results"]), reuse=True)
+    if message is None:
+        bench.plan("999", NAME)  # no planning command runs: it would fail on these folders
+        assert not (pre / "alc_bench_plan.json").exists()
+    else:
+        with pytest.raises(SystemExit, match=message):
+            bench.plan("999", NAME)

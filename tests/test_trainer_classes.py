@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 import torch
 
@@ -9,6 +11,7 @@ from nnunetv2_alc.label_correction import TeacherPasses
 from nnunetv2_alc.trainers.nnUNetTrainerALC import nnUNetTrainerALC
 from nnunetv2_alc.trainers.nnUNetTrainerALC_noLR import nnUNetTrainerALC_noLR
 from nnunetv2_alc.trainers.nnUNetTrainerALC_noLS import nnUNetTrainerALC_noLS
+from nnunetv2_alc.trainers.nnUNetTrainerALC_oracle import nnUNetTrainerALC_oracle
 from nnunetv2_alc.trainers.nnUNetTrainerMeanTeacher import nnUNetTrainerMeanTeacher
 from nnunetv2_alc.trainers.nnUNetTrainerStock import nnUNetTrainerStock
 
@@ -30,6 +33,39 @@ def test_what_lq_samples_learn_from(trainer, expected):
         assert labels is None
     else:
         assert torch.equal(labels, getattr(passes, expected))
+
+
+def test_oracle_trains_selected_lq_samples_on_clean_and_the_rest_on_noisy_labels():
+    """_loss_terms of the oracle: L_ls on the clean labels of the selected LQ samples, L_n on the others' noisy ones."""
+    rng = torch.Generator().manual_seed(0)
+    output = torch.randn(3, 2, 4, 4, generator=rng)  # samples 0, 1 LQ, sample 2 HQ
+    noisy = torch.randint(0, 2, (3, 1, 4, 4), generator=rng)
+    clean = 1 - noisy[:2, 0]  # every voxel differs from the noisy label
+    seen = []
+    trainer = SimpleNamespace(
+        lq_clean_labels=clean, teacher=object(), global_num_hq=1, global_num_lq=2, device="cpu", _world=lambda: (1, 0),
+        _select=lambda uncertainty: (torch.tensor([True, False]), 1),
+        loss=lambda out, target: seen.append((out.clone(), target.clone())) or out.sum())
+    trainer.corrected_labels = lambda passes: nnUNetTrainerALC_oracle.corrected_labels(trainer, passes)
+    passes = TeacherPasses(torch.softmax(torch.randn(4, 2, 2, 4, 4, generator=rng), dim=2))
+    terms = nnUNetTrainerALC._loss_terms(trainer, output, noisy, torch.tensor([2]), torch.tensor([0, 1]), passes)
+    (hq_out, hq_target), (ls_out, ls_target), (n_out, n_target) = seen
+    assert torch.equal(hq_target, noisy[2:]) and torch.equal(ls_target[:, 0].long(), clean[:1])
+    assert torch.equal(n_target, noisy[1:2]) and torch.equal(ls_out, output[:1]) and torch.equal(n_out, output[1:2])
+    assert terms["num_selected"] == 1
+    trainer.lq_clean_labels = None
+    with pytest.raises(RuntimeError, match="no clean labels reached this training step"):
+        nnUNetTrainerALC._loss_terms(trainer, output, noisy, torch.tensor([2]), torch.tensor([0, 1]), passes)
+
+
+def test_oracle_refuses_a_dataset_without_clean_labels(tmp_path, monkeypatch):
+    monkeypatch.setenv("nnUNet_raw", str(tmp_path))
+    (tmp_path / "Dataset001_X" / "labelsTr_clean").mkdir(parents=True)
+    (tmp_path / "Dataset001_X" / "labelsTr_clean" / "a.nii.gz").write_bytes(b"")
+    trainer = SimpleNamespace(label_quality={"a": "LQ", "b": "LQ", "h": "HQ"}, dataset_json={"file_ending": ".nii.gz"},
+                              plans_manager=SimpleNamespace(dataset_name="Dataset001_X"))
+    with pytest.raises(FileNotFoundError, match=r"1 LQ case\(s\) have none in .*Dataset001_X/labelsTr_clean.*first: b"):
+        nnUNetTrainerALC_oracle._clean_label_folder(trainer, ["a", "b", "h"])
 
 
 def test_flags_are_checked_when_a_variant_is_defined():

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from nnunetv2_alc.trainer_registry import (BENCHMARK_TRAINERS, TrainerRegistryError, display_name, scan_trainers,
-                                           trainer_classes, trainer_module_names)
+from nnunetv2_alc.trainer_registry import (BENCHMARK_TRAINERS, DIAGNOSTIC_TRAINERS, TrainerRegistryError, display_name,
+                                           scan_trainers, trainer_classes, trainer_module_names)
 
 TRAINER_FILES = Path(__file__).resolve().parents[1] / "nnunetv2_alc" / "trainers"
 # the names the tables, logs and file names have used so far: they must not change
@@ -26,10 +26,11 @@ def test_every_trainer_file_is_registered_and_has_a_place_in_the_order():
     files = {path.stem for path in TRAINER_FILES.glob("nnUNetTrainer*.py")}
     assert set(trainer_module_names()) == files
     assert set(trainer_classes()) == files
-    assert len(set(BENCHMARK_TRAINERS)) == len(BENCHMARK_TRAINERS), "BENCHMARK_TRAINERS names a trainer twice"
-    missing, unknown = files - set(BENCHMARK_TRAINERS), set(BENCHMARK_TRAINERS) - files
-    assert not missing, f"give {sorted(missing)} a place in trainer_registry.BENCHMARK_TRAINERS"
-    assert not unknown, f"trainer_registry.BENCHMARK_TRAINERS names {sorted(unknown)}, which have no module"
+    registered = BENCHMARK_TRAINERS + DIAGNOSTIC_TRAINERS
+    assert len(set(registered)) == len(registered), "BENCHMARK_TRAINERS and DIAGNOSTIC_TRAINERS name a trainer twice"
+    missing, unknown = files - set(registered), set(registered) - files
+    assert not missing, f"give {sorted(missing)} a place in trainer_registry.BENCHMARK_TRAINERS or DIAGNOSTIC_TRAINERS"
+    assert not unknown, f"trainer_registry names {sorted(unknown)}, which have no module"
 
 
 def test_every_class_has_its_own_display_name_and_no_two_share_one():
@@ -38,7 +39,7 @@ def test_every_class_has_its_own_display_name_and_no_two_share_one():
         own = cls.__dict__.get("display_name")
         assert isinstance(own, str) and own.strip(), f"{name} sets no display_name of its own"
         assert display_name(name) == own
-    names = [display_name(t) for t in BENCHMARK_TRAINERS]
+    names = [display_name(t) for t in BENCHMARK_TRAINERS + DIAGNOSTIC_TRAINERS]
     assert len(set(names)) == len(names), f"two trainers share a display name: {names}"
 
 

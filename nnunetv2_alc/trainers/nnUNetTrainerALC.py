@@ -35,7 +35,7 @@ from nnunetv2.utilities.default_n_proc_DA import get_allowed_n_proc_DA
 from nnunetv2.paths import nnUNet_raw
 from nnunetv2.utilities.helpers import dummy_context
 
-from nnunetv2_alc.batch_composition import HQLQDataLoader, foreground_plan, local_composition
+from nnunetv2_alc.batch_composition import HQLQDataLoader, few_hq_warning, foreground_plan, local_composition
 from nnunetv2_alc.clean_labels import build_clean_seg_cache, clean_label_files, label_agreement_counts
 from nnunetv2_alc.config import ALCConfigError
 from nnunetv2_alc.dice import dice_from_counts, mean_present_dice
@@ -89,6 +89,7 @@ class nnUNetTrainerALC(RunSettings, nnUNetTrainer):
         self.select_on_hq = False  # -> get_dataloaders: checkpoint_best from HQ validation cases only
         self.resume_conflicts: list[str] = []  # -> load_checkpoint; refused when training continues
         self.monitor_clean_labels = False  # -> get_dataloaders, when labelsTr_clean exists (paper Fig. 3)
+        self.lq_clean_labels: Optional[Tensor] = None  # -> train_step: the clean labels of its LQ samples, if known
         self.print_to_log_file(f"{type(self).__name__} settings (ALCConfig): {self.alc.as_dict()}",
                                also_print_to_console=True)
 
@@ -129,6 +130,9 @@ class nnUNetTrainerALC(RunSettings, nnUNetTrainer):
             f"selection: {mode if self.select_lq and self.global_num_lq else 'off'}; teacher: {teacher}; "
             f"dropout: {self.alc.dropout_placement} p={self.alc.dropout_p} at {dropout_points} points (training only)",
             also_print_to_console=True)
+        warning = few_hq_warning(self.global_num_hq, self.global_num_lq)
+        if warning:
+            self.print_to_log_file(warning, also_print_to_console=True)
 
     def _lq_target_name(self) -> str:
         return type(self).corrected_labels.__qualname__ if self.global_num_lq else "none (no LQ samples)"
@@ -319,6 +323,7 @@ class nnUNetTrainerALC(RunSettings, nnUNetTrainer):
         is_lq = torch.tensor([self.global_num_lq > 0 and self.label_quality[k] == LQ for k in batch["keys"]])
         lq_index = torch.nonzero(is_lq).flatten().to(self.device)
         hq_index = torch.nonzero(~is_lq).flatten().to(self.device)
+        self.lq_clean_labels = clean[lq_index].long() if clean is not None else None
         weight = self.consistency_weight()
 
         self.optimizer.zero_grad(set_to_none=True)
@@ -353,7 +358,7 @@ class nnUNetTrainerALC(RunSettings, nnUNetTrainer):
                   "lq_uncertainty": passes.uncertainty.tolist() if passes is not None else [],
                   "lq_refined_dice": [], "lq_noisy_dice": [], "lq_selected": []}
         if clean is not None and passes is not None:
-            noisy, clean = full_resolution(target)[lq_index, 0].long(), clean[lq_index].long()
+            noisy, clean = full_resolution(target)[lq_index, 0].long(), self.lq_clean_labels
             result["label_counts"] = self._label_counts(noisy, clean, passes)
             result["lq_refined_dice"] = self._sample_dice(passes.refined, clean)
             result["lq_noisy_dice"] = self._sample_dice(noisy, clean)

@@ -1,0 +1,117 @@
+"""benchmarks/bench_la_diagnostics.py without training: row budgets, curve points, and the report of finished runs.
+
+``--report-only`` runs the script's command line on run files written here; the training path it shares
+with the other benchmarks (harness.Bench) runs end to end in tests/test_benchmarks.py.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import runpy
+import sys
+
+import bench_la_diagnostics as la  # benchmarks/, on sys.path through conftest.py
+import numpy as np
+import pytest
+from harness import Budget
+from scipy.stats import wilcoxon
+
+from shared_runs import BENCHMARKS
+
+CASES = ("c1", "c2", "c3", "c4", "c5")
+
+
+def test_row_budget_takes_the_batch_twin_and_multiplies_the_iterations():
+    budget = Budget("2d_cpu", 40, 25, 0, "cpu", False, None, False)
+    row = next(r for r in la.ROWS if r.key == "alc_b2")
+    assert la.row_budget(budget, row, 3) == Budget("2d_cpu_b2", 40, 150, 3, "cpu", False, None, False)
+    assert la.row_budget(budget, la.ROWS[0], 1) == Budget("2d_cpu", 40, 25, 1, "cpu", False, None, False)
+
+
+def test_matched_hsup_is_hsup_at_the_same_batch_and_iterations():
+    matched = {row.key: la.matched_hsup(row) for row in la.ROWS}
+    assert (matched["alc_hq05_x4"], matched["alc_x4"], matched["stock_x2"]) == ("hsup_x4", "hsup_x4", "hsup_x2")
+    assert (matched["alc_b2"], matched["alc_mild"], matched["hsup_2hq"]) == ("hsup_b2", "hsup", "hsup_2hq")
+
+
+def test_curve_points_are_half_three_quarters_and_the_end():
+    assert la.curve_points(list(range(1, 41))) == [20, 30, 40]
+    assert all(math.isnan(v) for v in la.curve_points([]))
+
+
+def run(row: str, dice: list[float], seed: int = 0) -> dict:
+    curves = {"ema_fg_dice": [0.5, 0.6, 0.7, 0.8], "train_losses": [0.0, -0.1, -0.2, -0.3]}
+    if row.startswith("alc"):
+        curves |= {"label_dice_noisy": [0.5] * 4, "label_dice_refined": [0.6, 0.6, 0.7, 0.9]}
+    return {"row": row, "label": next(r.label for r in la.ROWS if r.key == row), "seed": seed, "iterations": 100,
+            "seconds": {"train": 60.0, "predict": 30.0}, "background": {"rate": 0.25, "volume_ratio": 1.5},
+            "per_case": {c: {"dice": d, "jaccard": d / (2 - d), "hd95": 3.0, "asd": 1.0} for c, d in zip(CASES, dice)},
+            "curves": curves}
+
+
+def write_datasets(raw, *ids: int) -> None:
+    for dataset_id in ids:
+        folder = raw / f"Dataset{dataset_id}_LeftAtrium"
+        for sub in ("imagesTs", "labelsTs"):
+            (folder / sub).mkdir(parents=True)
+        (folder / "dataset.json").write_text(json.dumps({"label_quality": {"a": "HQ"}, "file_ending": ".nii.gz"}))
+
+
+def test_report_only_tables_the_finished_rows_paired_with_hsup(tmp_path, monkeypatch):
+    for name in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
+        monkeypatch.setenv(name, str(tmp_path / name))
+    write_datasets(tmp_path / "nnUNet_raw", 701)
+    out = tmp_path / "out"
+    hsup, alc = [0.70, 0.72, 0.60, 0.80, 0.75], [0.66, 0.70, 0.61, 0.78, 0.70]
+    for row, dice in (("hsup", hsup), ("alc", alc)):
+        target = la.run_file(out, next(r for r in la.ROWS if r.key == row), 0)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(json.dumps(run(row, dice)))
+    monkeypatch.setattr(sys, "argv", ["bench_la_diagnostics.py", "--dev-id", "701", "--rows", "hsup", "alc", "mt",
+                                      "-c", "2d_cpu", "--device", "cpu", "--out", str(out), "--report-only"])
+    runpy.run_path(str(BENCHMARKS / "bench_la_diagnostics.py"), run_name="__main__")
+    report = json.loads((out / "diagnostics.json").read_text())
+    difference = 100 * (np.array(alc) - np.array(hsup))
+    paired = report["summary"]["alc"]["minus_hsup"]
+    assert paired["mean"] == pytest.approx(difference.mean()) and paired["wins"] == 1 and paired["n"] == 5
+    assert paired["p"] == pytest.approx(wilcoxon(difference).pvalue)
+    assert report["summary"]["alc"]["minus_hsup_matched"] == paired  # ALC's batch and iterations are H-Sup's
+    assert report["summary"]["hsup"]["minus_hsup"] is None and report["summary"]["alc"]["minus_alc"] is None
+    assert report["summary"]["hsup"]["minus_alc"]["mean"] == pytest.approx(-difference.mean())
+    assert report["summary"]["alc"]["labels"]["label_dice_refined"] == pytest.approx(np.mean([0.6, 0.6, 0.7, 0.9]))
+    assert math.isnan(report["summary"]["hsup"]["labels"]["label_dice_refined"])
+    table = (out / "diagnostics.md").read_text()
+    assert f"| H-Sup | 0 | 100 | {100 * np.mean(hsup):.2f} |" in table
+    assert "25.0 % | 1.50 | 0.600 → 0.700 → 0.800 | 0.500 / 0.700" in table
+    assert "Still to run: mt (seed 0)." in table
+    assert (out / "curves.png").stat().st_size > 0
+
+
+def test_unknown_row_is_refused(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", ["bench_la_diagnostics.py", "--dev-id", "701", "--rows", "nope"])
+    with pytest.raises(SystemExit):
+        runpy.run_path(str(BENCHMARKS / "bench_la_diagnostics.py"), run_name="__main__")
+    assert "invalid choice: 'nope'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("state, message", [("unprepared", "has no configuration '2d_cpu'"),
+                                            ("other budget", "was trained with another budget")])
+def test_grid_refuses_unprepared_data_and_run_files_of_another_budget(tmp_path, monkeypatch, state, message):
+    for name in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
+        monkeypatch.setenv(name, str(tmp_path / name))
+    write_datasets(tmp_path / "nnUNet_raw", 701)
+    preprocessed = tmp_path / "nnUNet_preprocessed" / "Dataset701_LeftAtrium"
+    (preprocessed / "nnUNetPlans_2d_cpu").mkdir(parents=True)
+    (preprocessed / "nnUNetPlans_2d_cpu" / "case.pkl").write_bytes(b"")
+    configurations = {} if state == "unprepared" else {"2d_cpu": {"data_identifier": "nnUNetPlans_2d_cpu"}}
+    (preprocessed / "nnUNetPlans.json").write_text(json.dumps({"configurations": configurations}))
+    out = tmp_path / "out"
+    finished = run("hsup", [0.7] * 5) | {"budget": Budget("2d_cpu", 10, 25, 0, "cpu", False, None, False).record()}
+    la.run_file(out, la.ROWS[0], 0).parent.mkdir(parents=True)
+    la.run_file(out, la.ROWS[0], 0).write_text(json.dumps(finished))
+    monkeypatch.setattr(sys, "argv", ["bench_la_diagnostics.py", "--dev-id", "701", "--rows", "hsup", "-c", "2d_cpu",
+                                      "--device", "cpu", "--epochs", "40", "--iterations", "25", "--out", str(out)])
+    with pytest.raises(SystemExit, match=message):
+        runpy.run_path(str(BENCHMARKS / "bench_la_diagnostics.py"), run_name="__main__")
+    assert not (tmp_path / "nnUNet_results").exists() and not (out / "diagnostics.md").exists()  # nothing ran
