@@ -25,6 +25,7 @@ their budget);
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import sys
@@ -87,15 +88,20 @@ ROWS = (  # in the order they run: the causes first, then the budget, the weight
     Row("alc_hq05_x4", "ALC, hq_share 1/2, 4x iterations", ALC, HALF, factor=4),
     Row("stock_x2", "HL-Sup (stock), 2x iterations", STOCK, factor=2),
     Row("alc_x4", "ALC, 4x iterations", ALC, PAPER, factor=4),
-    Row("alc_lambda03", "ALC, lambda_max 0.3", ALC, {**PAPER, "lambda_max": 0.3}),
-    Row("alc_lambda003", "ALC, lambda_max 0.03", ALC, {**PAPER, "lambda_max": 0.03}),
-    Row("alc_alpha1", "ALC, alpha 1", ALC, {**PAPER, "alpha": 1}),
+    Row("alc_lambda03", "ALC, hq_share 1/2, lambda_max 0.3", ALC, {**HALF, "lambda_max": 0.3}),
+    Row("alc_lambda003", "ALC, hq_share 1/2, lambda_max 0.03", ALC, {**HALF, "lambda_max": 0.03}),
+    Row("alc_alpha1", "ALC, hq_share 1/2, alpha 1", ALC, {**HALF, "alpha": 1}),
     Row("stock_mild", "HL-Sup (stock), milder noise", STOCK, mild=True),
     Row("alc_mild", "ALC, milder noise", ALC, PAPER, mild=True),
     Row("alc_hq05_mild", "ALC, hq_share 1/2, milder noise", ALC, HALF, mild=True),
     Row("alc_b2", "ALC at batch 2 (1 HQ + 1 LQ), 6x iterations", ALC, PAPER, batch2=True, factor=6),
     Row("hsup_b2", "H-Sup at batch 2, 6x iterations", HSUP, HALF, batch2=True, factor=6),
     Row("stock_b2", "HL-Sup (stock) at batch 2, 6x iterations", STOCK, batch2=True, factor=6),
+    Row("stock_x4", "HL-Sup (stock), 4x iterations", STOCK, factor=4),
+    Row("mt_hq05", "Mean Teacher, hq_share 1/2", MT, HALF),
+    Row("mt_hq05_x4", "Mean Teacher, hq_share 1/2, 4x iterations", MT, HALF, factor=4),
+    Row("hsup_x8", "H-Sup, 8x iterations", HSUP, HALF, factor=8),
+    Row("alc_hq05_x8", "ALC, hq_share 1/2, 8x iterations", ALC, HALF, factor=8),
 )
 # every row is compared with both, pair by pair; the milder twin has the same split, tags and validation cases, so
 # its rows pair too (their "- ALC" is the effect of the milder noise)
@@ -115,21 +121,30 @@ def run_file(out: Path, row: Row, seed: int) -> Path:
     return out / "runs" / row.key / f"seed{seed}.json"
 
 
-def budget_tag(budget) -> str:
-    """The folder name of a row's models and predictions: another budget never reuses them."""
-    return f"{budget.configuration}_{budget.epochs}x{budget.iterations}_seed{budget.seed}"
+# rows trained while the default hq_share was 1/6: their run files hold the settings without hq_share
+BEFORE_DEFAULT_CHANGE = ("hsup", "alc", "mt", "alc_beta0")
 
 
-def same_budget(run: dict, budget) -> bool:
-    """Whether a finished run file was trained with ``budget`` (the device name and torch version aside)."""
+def budget_tag(budget, row: Row) -> str:
+    """The folder name of a row's models and predictions: another budget, trainer or setting never reuses them."""
+    digest = hashlib.sha1(json.dumps([row.trainer, row.settings], sort_keys=True).encode()).hexdigest()[:8]
+    return f"{budget.configuration}_{budget.epochs}x{budget.iterations}_seed{budget.seed}_{digest}"
+
+
+def same_run(run: dict, row: Row, budget) -> bool:
+    """Whether a finished run file was trained as ``row`` with ``budget`` (the device name and torch version aside)."""
     keys = ("configuration", "epochs", "iterations", "seed", "device", "tiny_network", "batch_size", "tta")
-    return all(run["budget"].get(k) == budget.record()[k] for k in keys)
+    settings = dict(row.settings)
+    if row.key in BEFORE_DEFAULT_CHANGE:
+        settings.pop("hq_share")
+    return (all(run["budget"].get(k) == budget.record()[k] for k in keys) and run["trainer"] == row.trainer
+            and run["settings"] == settings)
 
 
 def run_one(bench: Bench, row: Row, dataset_id: str, name: str, seed: int, work: Path) -> dict:
     """Train, predict and score one row; returns what its run file holds."""
-    results = work / "models" / row.key / budget_tag(bench.budget)
-    predictions = work / "predictions" / row.key / budget_tag(bench.budget)
+    results = work / "models" / row.key / budget_tag(bench.budget, row)
+    predictions = work / "predictions" / row.key / budget_tag(bench.budget, row)
     timing = bench.train_and_predict(dataset_id, name, row.trainer, predictions, tag=f"{row.key}_seed{seed}",
                                      settings=row.settings, results=results)
     references = str(bench.raw / name / "labelsTs")
@@ -292,24 +307,25 @@ def main() -> None:
     datasets = {"paper": (args.dev_id, bench.dataset(args.dev_id)[0])}
     if args.mild_id:
         datasets["mild"] = (args.mild_id, bench.dataset(args.mild_id)[0])
-    rows = [r for r in ROWS if (args.rows is None or r.key in args.rows) and (not r.mild or args.mild_id)]
-    plan = [(row, seed) for seed in args.seeds for row in rows]
+    # the report plans every row (so "still to run" is the whole list); this command runs those of --rows
+    plan = [(row, seed) for seed in args.seeds for row in ROWS if not row.mild or args.mild_id]
+    rows = [row for row in ROWS if args.rows is None or row.key in args.rows]
     lq_dice = {k: lq_label_dice(bench.raw, name) for k, (_, name) in datasets.items()}
     command = "python " + " ".join(sys.argv)
     if args.report_only:  # the command that trained the rows stays the one to resume with
         previous = out / "diagnostics.json"
         command = json.loads(previous.read_text())["command"] if previous.is_file() else command
     else:
-        check_prepared(bench, datasets, budget, rows)
+        check_prepared(bench, datasets, budget, [row for row, _ in plan if row in rows])
     start = time.monotonic()
     for row, seed in plan:
         target = run_file(out, row, seed)
-        if args.report_only:
+        if args.report_only or row not in rows:
             continue
         if target.is_file():
-            if not same_budget(json.loads(target.read_text()), row_budget(budget, row, seed)):
-                raise SystemExit(f"{target} was trained with another budget than this command's; use another --out "
-                                 "(and --work) for another budget.")
+            if not same_run(json.loads(target.read_text()), row, row_budget(budget, row, seed)):
+                raise SystemExit(f"{target} was trained with another budget, trainer or settings than this command's "
+                                 "row; use another --out (and --work) for another budget, or another row key.")
             continue
         if out_of_time(start, args.max_minutes):
             break

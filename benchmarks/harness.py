@@ -104,6 +104,14 @@ def parse_settings(values: list[str]) -> dict[str, str]:
     return settings
 
 
+def data_identifier(configurations: dict, name: str) -> str:
+    """The preprocessed data folder of configuration ``name``: its own, or that of the one it inherits from."""
+    configuration = configurations[name]
+    if "data_identifier" in configuration or "inherits_from" not in configuration:
+        return configuration["data_identifier"]
+    return data_identifier(configurations, configuration["inherits_from"])
+
+
 def require_added_configuration(plans_file: Path, budget: Budget) -> None:
     """A configuration nnU-Net's planner does not make must be in the plans and preprocessed already.
 
@@ -118,7 +126,7 @@ def require_added_configuration(plans_file: Path, budget: Budget) -> None:
     if budget.tiny_network or budget.batch_size:
         raise SystemExit(f"--tiny-network and --batch-size apply to planned configurations; {budget.configuration!r}"
                          " was added with its own network and batch size.")
-    data = plans_file.parent / configurations[budget.configuration]["data_identifier"]
+    data = plans_file.parent / data_identifier(configurations, budget.configuration)
     if not data.is_dir() or not any(data.iterdir()):
         raise SystemExit(f"{data} is missing or empty: run nnUNetv2_preprocess -d <id> -c {budget.configuration}.")
 

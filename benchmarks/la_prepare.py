@@ -109,6 +109,17 @@ def check_held_out(test_folder: Path, development: list[Path], same_split: list[
                              f"{folder} (raw and preprocessed) and its links and run again.")
 
 
+def require_same_split(development: Path, twin: Path) -> None:
+    """The milder-noise ``twin`` has ``development``'s training and validation cases and HQ tags (rows pair by case)."""
+    def cases_and_tags(folder: Path) -> tuple:
+        split = json.loads((folder / "split.json").read_text())
+        return (sorted(split["train"]), sorted(split["test"]),
+                json.loads((folder / "dataset.json").read_text())["label_quality"])
+    if cases_and_tags(development) != cases_and_tags(twin):
+        raise SystemExit(f"{twin.name} has other cases or HQ tags than {development.name}, so their rows would not "
+                         f"pair case by case; remove {twin.name} (raw and preprocessed) and run again.")
+
+
 def add_cpu_configuration(plans_file: Path, name: str) -> None:
     """:data:`CPU_CONFIGURATIONS` ``name`` and its ``_b2`` twin (the planned batch, the same data) in the plans."""
     base, spacing, patch, stages, (first, last), batch = CPU_CONFIGURATIONS[name]
@@ -156,6 +167,8 @@ def prepare(args) -> None:
                       (3, 15)))
     folders = [folder for folder, _ in noisy]
     check_held_out(test, folders[1:1 + len(twins)], folders[1 + len(twins):])
+    for twin in folders[2:1 + len(twins)]:
+        require_same_split(folders[1], twin)
     for folder, radius in noisy:
         make_noisy(folder, radius, logs)
     datasets = list(folders)

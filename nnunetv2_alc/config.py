@@ -13,6 +13,7 @@ import dataclasses
 import json
 import math
 import os
+from fractions import Fraction
 from typing import Any, Mapping
 
 ENV_PREFIX = "ALC_"
@@ -46,7 +47,7 @@ class ALCConfig:
     dropout_p: float = 0.1         # dropout rate (ours)
     dropout_placement: str = "lineage"  # lineage | decoder | all | none (docs/method.md, "Choosing the dropout")
     # HQ fraction of each batch, B_h = max(1, round(share * B)); ours: the paper's is 1/6 (4 of 24), which cost
-    # 5.6 Dice points on real LA (docs/method.md, "Data and batches"); ALC_HQ_SHARE=0.1667 restores it
+    # 5.6 Dice points on real LA (docs/method.md, "Data and batches"); ALC_HQ_SHARE=1/6 restores it
     hq_share: float = 0.5
     weight_ce: float = 1.0         # l_seg = weight_ce * CE + weight_dice * Dice (Eq. 2 on nnU-Net's scale)
     weight_dice: float = 1.0
@@ -171,8 +172,10 @@ def _parse(field: dataclasses.Field, value: Any, source: str) -> Any:
             if not as_float.is_integer():
                 raise ValueError
             return int(as_float)
+        if kind is float and "/" in str(value):  # "1/6": exactly the share a checkpoint saved as 1 / 6
+            return float(Fraction(str(value).strip()))
         return kind(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, ZeroDivisionError):
         raise ALCConfigError(f"{source}={value!r} is not a valid {kind.__name__}") from None
 
 

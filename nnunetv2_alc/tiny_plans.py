@@ -76,6 +76,10 @@ def add_configuration(plans_file: str | os.PathLike, name: str, base: str, spaci
     source = configurations[base]
     if "inherits_from" in source or "architecture" not in source:
         raise ValueError(f"configuration {base!r} of {plans_file} inherits from another; start from a planned one")
+    network = source["architecture"]["network_class_name"]
+    if not network.endswith(".PlainConvUNet"):  # a residual encoder counts blocks, not convolutions, per stage
+        raise ValueError(f"configuration {base!r} of {plans_file} builds {network}; add_configuration writes a "
+                         "PlainConvUNet's stages: start from nnU-Net's default plans (nnUNetPlans)")
     dims = len(source["patch_size"])
     spacing = [float(s) for s in (spacing * dims if len(spacing) == 1 else spacing)]
     if len(spacing) != dims or len(patch_size) != dims:
@@ -88,7 +92,7 @@ def add_configuration(plans_file: str | os.PathLike, name: str, base: str, spaci
     if any(p % factor for p in patch_size):
         raise ValueError(f"patch size {patch_size} must be divisible by {factor} on every axis for {n_stages} stages "
                          f"(each stage after the first halves it)")
-    config = json.loads(json.dumps(source))
+    config = {k: v for k, v in json.loads(json.dumps(source)).items() if k not in ("next_stage", "previous_stage")}
     old_spacing = source["spacing"]
     config.update(
         data_identifier=data_identifier or f"{plans['plans_name']}_{name}", batch_size=batch_size,

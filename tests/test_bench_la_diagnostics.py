@@ -35,6 +35,20 @@ def test_matched_hsup_is_hsup_at_the_same_batch_and_iterations():
     assert (matched["alc_b2"], matched["alc_mild"], matched["hsup_2hq"]) == ("hsup_b2", "hsup", "hsup_2hq")
 
 
+def test_a_run_file_counts_for_its_row_only_with_the_same_budget_trainer_and_settings():
+    budget = Budget("2d_cpu", 40, 25, 0, "cpu", False, None, False)
+    row = {r.key: r for r in la.ROWS}
+    done = {"budget": budget.record(), "trainer": la.ALC, "settings": {"hq_share": 0.5}}
+    assert la.same_run(done, row["alc_hq05"], budget)
+    assert not la.same_run(done | {"settings": {"hq_share": 1 / 6}}, row["alc_hq05"], budget)
+    assert not la.same_run(done | {"trainer": la.ORACLE}, row["alc_hq05"], budget)
+    assert not la.same_run(done, row["alc_hq05"], la.replace(budget, epochs=80))
+    # the first rows ran at the then-default share and saved no hq_share; their other settings still count
+    assert la.same_run(done | {"settings": {"beta": 0}}, row["alc_beta0"], budget)
+    assert not la.same_run(done | {"settings": {}}, row["alc_beta0"], budget)
+    assert la.budget_tag(budget, row["alc"]) != la.budget_tag(budget, row["alc_hq05"])
+
+
 def test_curve_points_are_half_three_quarters_and_the_end():
     assert la.curve_points(list(range(1, 41))) == [20, 30, 40]
     assert all(math.isnan(v) for v in la.curve_points([]))
@@ -84,7 +98,9 @@ def test_report_only_tables_the_finished_rows_paired_with_hsup(tmp_path, monkeyp
     table = (out / "diagnostics.md").read_text()
     assert f"| H-Sup | 0 | 100 | {100 * np.mean(hsup):.2f} |" in table
     assert "25.0 % | 1.50 | 0.600 → 0.700 → 0.800 | 0.500 / 0.700" in table
-    assert "Still to run: mt (seed 0)." in table
+    # every row of the script is planned, whatever --rows ran; the milder-noise rows only with --mild-id
+    assert f"Rows finished: 2 of {sum(not r.mild for r in la.ROWS)} " in table
+    assert "Still to run: stock (seed 0), hsup_2hq (seed 0), mt (seed 0), " in table and "_mild" not in table
     assert (out / "curves.png").stat().st_size > 0
 
 

@@ -14,7 +14,15 @@ def test_defaults_follow_method_md():
     # half the batch HQ (ours, docs/method.md "Data and batches"); the paper's 4 of 24 is one setting away
     assert c.hq_share == 0.5 and c.batch_split(12) == (6, 6) and c.batch_split(5) == (2, 3)
     assert c.batch_split(2) == (1, 1)
-    assert ALCConfig.from_sources({"ALC_HQ_SHARE": "0.1667"}).batch_split(24) == (4, 20)
+    paper = ALCConfig.from_sources({"ALC_HQ_SHARE": "1/6"})  # a fraction: exactly what an older checkpoint saved
+    assert paper.batch_split(24) == (4, 20) and paper.method_differences(ALCConfig(hq_share=1 / 6).as_dict()) == []
+    assert ALCConfig.from_sources({"ALC_HQ_SHARE": "0.1667"}).batch_split(12) == (2, 10)
+
+
+@pytest.mark.parametrize("value", ["1/0", "1/x", "1/2/3"])
+def test_a_bad_fraction_names_the_variable(value):
+    with pytest.raises(ALCConfigError, match=f"ALC_HQ_SHARE='{value}' is not a valid float"):
+        ALCConfig.from_sources({"ALC_HQ_SHARE": value})
 
 
 def test_method_differences_name_each_setting_and_ignore_run_settings():

@@ -62,12 +62,15 @@ def plans_file(tmp_path):
 @pytest.mark.parametrize("base, spacing, patch", [("2d", [1.5], [64, 80]),
                                                   ("3d_fullres", [2.5, 2.0, 2.0], [24, 40, 48])])
 def test_added_configuration_is_what_nnunet_reads_and_builds(plans_file, base, spacing, patch):
+    plans = json.loads(plans_file.read_text())
+    plans["configurations"][base]["next_stage"] = "3d_cascade_fullres"  # a lowres base: the copy is no cascade stage
+    plans_file.write_text(json.dumps(plans))
     before = json.loads(plans_file.read_text())["configurations"][base]
     add_configuration(plans_file, "cpu", base, spacing, patch, 4, 8, 32, 12)
     manager = PlansManager(str(plans_file)).get_configuration("cpu")
     expected_spacing = spacing * len(patch) if len(spacing) == 1 else spacing
     assert (manager.patch_size, manager.spacing, manager.batch_size) == (patch, expected_spacing, 12)
-    assert manager.data_identifier == "nnUNetPlans_cpu"
+    assert manager.data_identifier == "nnUNetPlans_cpu" and manager.next_stage_names is None
     assert manager.network_arch_init_kwargs["features_per_stage"] == [8, 16, 32, 32]
     # the median size follows the spacing: 0.625 mm -> s mm divides the voxel count by s / 0.625
     assert manager.median_image_size_in_voxels == pytest.approx(
@@ -88,15 +91,36 @@ def test_added_configuration_is_what_nnunet_reads_and_builds(plans_file, base, s
     ("cpu", "2d", [0.0], [64, 80], 4, ValueError, "need spacing > 0"),
     ("cpu", "2d", [1.5], [64, 80], 1, ValueError, "n_stages >= 2"),
     ("cpu", "inherited", [1.5], [64, 80], 4, ValueError, "'inherited' of .* inherits from another"),
+    ("cpu", "resenc", [1.5], [64, 80], 4, ValueError, "builds .*ResidualEncoderUNet; add_configuration writes a "),
 ])
 def test_bad_configuration_is_refused_and_plans_stay(plans_file, name, base, spacing, patch, stages, error, message):
     plans = json.loads(plans_file.read_text())
     plans["configurations"]["inherited"] = {"inherits_from": "2d", "batch_size": 4}
+    resenc = plans["configurations"]["resenc"] = json.loads(json.dumps(plans["configurations"]["2d"]))
+    resenc["architecture"]["network_class_name"] = "dynamic_network_architectures.architectures.unet." \
+                                                   "ResidualEncoderUNet"
     plans_file.write_text(json.dumps(plans))
     before = plans_file.read_text()
     with pytest.raises(error, match=message):
         add_configuration(plans_file, name, base, spacing, patch, stages, 8, 64, 12)
     assert plans_file.read_text() == before
+
+
+@pytest.mark.parametrize("change", [None, "split", "tags"])
+def test_the_milder_twin_must_have_the_development_split_and_tags(tmp_path, change):
+    def dataset(name, train, tags):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "split.json").write_text(json.dumps({"train": train, "test": ["v"], "source": name}))
+        (tmp_path / name / "dataset.json").write_text(json.dumps({"label_quality": tags}))
+        return tmp_path / name
+    development = dataset("Dataset001_D", ["a", "b"], {"a": "HQ", "b": "LQ"})
+    twin = dataset("Dataset002_M", ["b", "c"] if change == "split" else ["b", "a"],
+                   {"a": "LQ", "b": "HQ"} if change == "tags" else {"a": "HQ", "b": "LQ"})
+    if change is None:
+        la_prepare.require_same_split(development, twin)
+    else:
+        with pytest.raises(SystemExit, match="Dataset002_M has other cases or HQ tags than Dataset001_D"):
+            la_prepare.require_same_split(development, twin)
 
 
 def test_held_out_check_refuses_a_development_case_that_is_a_test_case(tmp_path):

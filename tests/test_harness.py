@@ -55,13 +55,17 @@ def test_stamp_changes_with_raw_data_plans_or_budget(folders, change):
     ("not preprocessed", "is missing or empty: run nnUNetv2_preprocess -d <id> -c 2d_cpu"),
     ("tiny network", "--tiny-network and --batch-size apply to planned configurations"),
     ("prepared", None),
+    ("inherited", None),  # nnU-Net's own way to add a configuration: its data is its parent's
 ])
 def test_an_added_configuration_is_used_as_prepared_never_planned(folders, state, message):
     _, pre = folders
     if state != "absent":
         plans = {"configurations": {"2d_cpu": {"data_identifier": "nnUNetPlans_2d_cpu"}}}
+        if state == "inherited":
+            plans = {"configurations": {"base": {"data_identifier": "nnUNetPlans_2d_cpu"},
+                                        "2d_cpu": {"inherits_from": "base", "batch_size": 2}}}
         (pre / "nnUNetPlans.json").write_text(json.dumps(plans))
-    if state in ("prepared", "tiny network"):
+    if state in ("prepared", "tiny network", "inherited"):
         (pre / "nnUNetPlans_2d_cpu").mkdir()
         (pre / "nnUNetPlans_2d_cpu" / "a.pkl").write_bytes(b"")
     budget = replace(BUDGET, configuration="2d_cpu", tiny_network=state == "tiny network", batch_size=None)
