@@ -51,6 +51,7 @@ from nnunetv2_alc.raw_dataset import CLEAN_LABELS_TR, DATASET_JSON, LABELS_TR  #
 from nnunetv2_alc.refinement_diagnostics import SELECTION_CHECK_KEYS  # noqa: E402
 from nnunetv2_alc.trainer_registry import BENCHMARK_TRAINERS, display_name  # noqa: E402
 from noise_generation.make_noisy import mean_lq_dice  # noqa: E402
+from paper_tables import paper_dice  # noqa: E402
 
 ALC = "nnUNetTrainerALC"
 STOCK = "nnUNetTrainerStock"
@@ -179,6 +180,36 @@ def selection_summary(runs: list[dict]) -> dict:
     return {s: {k: float(np.mean([m[k] for m in ms])) for k in ms[0]} for s, ms in out.items()}
 
 
+def gap_closed(rows: dict, ceiling: dict | None) -> float:
+    """(ALC - H-Sup) / (ceiling - H-Sup) of the mean Dice: the share of H-Sup's gap to clean labels ALC closes.
+
+    1 is the clean-label ceiling, 0 is H-Sup, below 0 is worse than H-Sup; nan without the three rows.
+    """
+    alc, hsup = rows.get(display_name(ALC)), rows.get(display_name(HSUP))
+    if not (alc and hsup and ceiling):
+        return math.nan
+    alc_dice, hsup_dice, ceiling_dice = (float(np.mean(r["per_seed"]["dice"])) for r in (alc, hsup, ceiling))
+    return (alc_dice - hsup_dice) / (ceiling_dice - hsup_dice) if ceiling_dice != hsup_dice else math.nan
+
+
+def paper_lines(rows: dict, table: str) -> list[str]:
+    """Our Dice and ALC's lead beside the paper's, for the methods of ``table`` that ran here."""
+    paper = paper_dice(table)
+    ours = {trainer: rows[display_name(trainer)] for trainer in paper if display_name(trainer) in rows}
+    if display_name(ALC) not in rows:
+        return []
+    alc = float(np.mean(rows[display_name(ALC)]["per_seed"]["dice"])) * 100
+    lines = ["", f"Beside the paper ({table}: its V-Net at full resolution on a GPU, so compare the orderings and "
+             "the differences, not the levels):", "",
+             "| Method | Dice, ours | Dice, paper | ALC - method, ours | ALC - method, paper |",
+             "|---|---:|---:|---:|---:|"]
+    for trainer, row in ours.items():
+        dice = float(np.mean(row["per_seed"]["dice"])) * 100
+        lines.append(f"| {display_name(trainer)} | {dice:.2f} | {paper[trainer]:.2f} | {alc - dice:+.2f} | "
+                     f"{paper[ALC] - paper[trainer]:+.2f} |")
+    return lines
+
+
 def fmt(values: list[float], scale: float = 1.0) -> str:
     v = np.array(values) * scale
     return f"{v.mean():.2f} ± {v.std(ddof=1):.2f}" if v.size > 1 else f"{v.mean():.2f}"
@@ -223,6 +254,12 @@ def markdown(report: dict) -> list[str]:
                       f"{selection['label_dice_refined_selected']:.3f} | {selection['label_dice_noisy_unselected']:.3f}"
                       f" → {selection['label_dice_refined_unselected']:.3f} | "
                       f"{selection['selection_oracle_agreement']:.3f} | {selection['selected_fraction']:.3f} |"]
+        gap = gap_closed(rows, ceiling)
+        if math.isfinite(gap):
+            lines += ["", "Share of H-Sup's gap to the clean-label ceiling that ALC closes, (ALC - H-Sup) / "
+                      f"(ceiling - H-Sup) of the mean Dice: {gap:.2f}."]
+        if setting in report.get("paper", {}):
+            lines += paper_lines(rows, report["paper"][setting])
         lines.append("")
     return lines
 
@@ -273,12 +310,23 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds")
     parser.add_argument("--trainers", nargs="+", default=list(BENCHMARK_TRAINERS))
     parser.add_argument("--budget-check", action="store_true", help="one H-Sup run with twice the epochs")
+    parser.add_argument("--paper", action="append", default=[],
+                        help="NAME=TABLE: put the paper's rows (paper_tables.py: LA10, LA20, NIH10, NIH20) beside "
+                             "setting NAME")
     add_budget_arguments(parser)
     parser.add_argument("--out", default="benchmarks/results/evidence")
     add_resume_arguments(parser, "run")
     parser.add_argument("--report-only", action="store_true", help="rebuild the report from finished runs")
     args = parser.parse_args()
     settings, budget, out = parse_settings(args.dataset), budget_from_args(args), Path(args.out)
+    paper = parse_settings(args.paper)
+    for setting, table in paper.items():
+        if setting not in settings:
+            parser.error(f"--paper {setting}={table}: no --dataset is named {setting!r}")
+        try:
+            paper_dice(table)
+        except KeyError as error:
+            parser.error(f"--paper {setting}={table}: {error.args[0]}")
     work = work_folder(args, out)
     bench = Bench(budget, out, reuse=True)
     names = {s: bench.dataset(d)[0] for s, d in settings.items()}
@@ -304,12 +352,12 @@ def main() -> None:
         result = run_one(run_bench, dataset_id, name, trainer, seed, work, tag) | {"setting": setting}
         target.parent.mkdir(parents=True, exist_ok=True)
         write_text_atomic(target, json.dumps(result, indent=1))
-        report_all(out, budget, plan, names)
-    report = report_all(out, budget, plan, names)
+        report_all(out, budget, plan, names, paper)
+    report = report_all(out, budget, plan, names, paper)
     print("\n".join(markdown(report)))
 
 
-def report_all(out: Path, budget, plan, names) -> dict:
+def report_all(out: Path, budget, plan, names, paper: dict) -> dict:
     """Tables, JSON and plots from every finished run file under ``out``."""
     runs = [json.loads(p.read_text()) for p in sorted((out / "runs").rglob("*.json"))]
     for run in runs:
@@ -320,7 +368,9 @@ def report_all(out: Path, budget, plan, names) -> dict:
               "finished": len(runs), "datasets": names,
               "lq_dice": {s: lq_label_dice(Path(os.environ["nnUNet_raw"]), n) for s, n in names.items()},
               "summary": {s: rows for s, rows in sorted(summarise(runs).items(), key=lambda i: _position(names, i[0]))},
-              "selection": selection_summary(runs)}
+              "selection": selection_summary(runs), "paper": paper}
+    ceiling = report["summary"].get(CEILING, {}).get(display_name(STOCK))
+    report["gap_closed"] = {s: gap_closed(rows, ceiling) for s, rows in report["summary"].items() if s != CEILING}
     write_report(out, "evidence", report, markdown(report))
     plot(report, runs, out)
     return report

@@ -6,6 +6,8 @@ The script itself runs end to end in tests/test_benchmarks.py.
 from __future__ import annotations
 
 import json
+import runpy
+import sys
 
 import bench_evidence as ev  # benchmarks/, on sys.path through conftest.py
 import numpy as np
@@ -13,6 +15,7 @@ import pytest
 from scipy.stats import wilcoxon
 
 from nnunetv2_alc.synthetic import make_synthetic_dataset
+from shared_runs import BENCHMARKS
 
 
 def test_plan_runs_setting_by_setting_with_ceiling_and_budget_check():
@@ -77,3 +80,29 @@ def test_summary_orders_methods_flags_empty_models_and_pairs_with_alc():
     table = "\n".join(ev.markdown(report))
     assert "| Mean Teacher | 0 | empty on every test case |" in table
     assert "| H-Sup | 0,1 | 65.00 ± 0.00 |" in table and "clean-label ceiling not measured yet" in table
+
+
+def test_gap_closed_and_the_paper_rows_beside_ours():
+    runs = [_run(ev.ALC, 0, [0.80, 0.84]), _run(ev.HSUP, 0, [0.70, 0.74]), _run(ev.STOCK, 0, [0.90, 0.94], "ceiling"),
+            _run("nnUNetTrainerMeanTeacher", 0, [0.60, 0.64]), _run("nnUNetTrainerALC_noLR", 0, [0.85, 0.89])]
+    summary = ev.summarise(runs)
+    ceiling = summary["ceiling"][ev.display_name(ev.STOCK)]
+    # (82 - 72) / (92 - 72) of the mean Dice; nan without a ceiling
+    assert ev.gap_closed(summary["s"], ceiling) == pytest.approx(0.5)
+    assert np.isnan(ev.gap_closed(summary["s"], None))
+    report = {"budget": {"device_name": "CPU", "configuration": "2d", "epochs": 1, "iterations": 1},
+              "command": "x", "finished": 5, "planned": 5, "datasets": {"s": "D"}, "lq_dice": {"s": 0.7},
+              "summary": summary, "selection": {}, "paper": {"s": "LA10"}}
+    table = "\n".join(ev.markdown(report))
+    assert "that ALC closes, (ALC - H-Sup) / (ceiling - H-Sup) of the mean Dice: 0.50." in table
+    # ours: ALC 82, Mean Teacher 62, w/o LR 87; the paper's Table II at 10 % HQ: 88.87, 83.79, 87.31
+    assert "| Mean Teacher | 62.00 | 83.79 | +20.00 | +5.08 |" in table
+    assert "| ALC w/o LR | 87.00 | 87.31 | -5.00 | +1.56 |" in table
+    assert "| ALC (ours) | 82.00 | 88.87 | +0.00 | +0.00 |" in table
+
+
+def test_an_unknown_paper_table_is_refused(monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", ["bench_evidence.py", "--dataset", "a=1", "--paper", "a=LA30"])
+    with pytest.raises(SystemExit):
+        runpy.run_path(str(BENCHMARKS / "bench_evidence.py"), run_name="__main__")
+    assert "--paper a=LA30: no paper table 'LA30'; known: LA10, LA20, NIH10, NIH20" in capsys.readouterr().err
