@@ -13,7 +13,8 @@ Resumable: a finished row writes ``<out>/runs/<row>/seed<k>.json`` and is skippe
 command's budget differs from the one it was trained with; models and predictions sit in folders named for
 their budget);
 ``--max-minutes`` stops starting rows after that long; ``--report-only`` rebuilds the report
-(``diagnostics.md``, ``diagnostics.json``, ``curves.png``) from the finished runs.
+(``diagnostics.md``, ``diagnostics.json``, ``curves.png``, and ``budget.png``: validation Dice against the
+iterations of the rows trained at several budgets) from the finished runs.
 
     python benchmarks/la_prepare.py --data PATH/TO/LeftAtrium --test-id 600 --dev-id 601 --mild-id 602
     python benchmarks/bench_la_diagnostics.py --dev-id 601 --mild-id 602 -c 2d_cpu --device cpu \\
@@ -28,6 +29,7 @@ import argparse
 import hashlib
 import json
 import math
+import re
 import sys
 import time
 from dataclasses import dataclass, field, replace
@@ -244,6 +246,34 @@ def markdown(report: dict) -> list[str]:
     return lines
 
 
+def budget_points(summary: dict) -> dict[str, list[tuple[int, float]]]:
+    """Validation Dice (%) against iterations for each row trained at several budgets (``<row>`` and ``<row>_x<n>``)."""
+    families: dict[str, list[tuple[int, float]]] = {}
+    for key, row in summary.items():
+        families.setdefault(re.sub(r"_x\d+$", "", key), []).append(
+            (row["iterations"], 100 * float(np.mean(row["per_seed"]["dice"]))))
+    return {key: sorted(points) for key, points in families.items() if len(points) > 1}
+
+
+def plot_budget(summary: dict, out: Path) -> None:
+    """``budget.png``: who is still improving? Validation Dice at 1x, 2x, 4x ... the iterations."""
+    families = budget_points(summary)
+    if not families:
+        return
+    labels = {row.key: row.label for row in ROWS}
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    for key, points in families.items():
+        ax.plot(*zip(*points), "o-", label=labels[key])
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("training iterations")
+    ax.set_ylabel("Dice on the validation cases [%]")
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out / "budget.png", dpi=120)
+    plt.close(fig)
+
+
 def plot(runs: list[dict], out: Path) -> None:
     """EMA pseudo Dice and training loss per epoch of every finished run, against the iteration."""
     if not runs:
@@ -279,6 +309,7 @@ def report_all(out: Path, budget, plan, lq_dice: dict, command: str) -> dict:
               "plan": [(row.key, seed) for row, seed in plan], "summary": summarise(runs)}
     write_report(out, "diagnostics", report, markdown(report))
     plot(runs, out)
+    plot_budget(report["summary"], out)
     return report
 
 

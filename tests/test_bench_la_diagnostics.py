@@ -49,6 +49,18 @@ def test_a_run_file_counts_for_its_row_only_with_the_same_budget_trainer_and_set
     assert la.budget_tag(budget, row["alc"]) != la.budget_tag(budget, row["alc_hq05"])
 
 
+def test_budget_points_follow_each_row_over_its_iteration_multiples(tmp_path):
+    def row(iterations, dice):
+        return {"iterations": iterations, "per_seed": {"dice": dice}}
+    summary = {"hsup_x2": row(2000, [0.74, 0.76]), "hsup": row(1000, [0.7]), "alc": row(1000, [0.6]),
+               "alc_hq05": row(1000, [0.71]), "alc_hq05_x4": row(4000, [0.79])}
+    points = la.budget_points(summary)
+    assert points == {"hsup": [(1000, pytest.approx(70.0)), (2000, pytest.approx(75.0))],
+                      "alc_hq05": [(1000, pytest.approx(71.0)), (4000, pytest.approx(79.0))]}
+    la.plot_budget(summary, tmp_path)
+    assert (tmp_path / "budget.png").stat().st_size > 0
+
+
 def test_curve_points_are_half_three_quarters_and_the_end():
     assert la.curve_points(list(range(1, 41))) == [20, 30, 40]
     assert all(math.isnan(v) for v in la.curve_points([]))
