@@ -332,6 +332,8 @@ def main() -> None:
     add_resume_arguments(parser, "row")
     parser.add_argument("--report-only", action="store_true", help="rebuild the report from finished runs")
     args = parser.parse_args()
+    if args.seed != 0:  # every row trains once per --seeds value
+        parser.error(f"--seed {args.seed}: the rows' training seeds are --seeds")
     budget, out = budget_from_args(args), Path(args.out)
     work = work_folder(args, out)
     bench = Bench(budget, out, reuse=True)

@@ -116,11 +116,13 @@ def test_report_only_tables_the_finished_rows_paired_with_hsup(tmp_path, monkeyp
     assert (out / "curves.png").stat().st_size > 0
 
 
-def test_unknown_row_is_refused(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(sys, "argv", ["bench_la_diagnostics.py", "--dev-id", "701", "--rows", "nope"])
+@pytest.mark.parametrize("arguments, message", [(["--rows", "nope"], "invalid choice: 'nope'"),
+                                                (["--seed", "3"], "--seed 3: the rows' training seeds are --seeds")])
+def test_unknown_row_and_single_seed_are_refused(monkeypatch, capsys, arguments, message):
+    monkeypatch.setattr(sys, "argv", ["bench_la_diagnostics.py", "--dev-id", "701", *arguments])
     with pytest.raises(SystemExit):
         runpy.run_path(str(BENCHMARKS / "bench_la_diagnostics.py"), run_name="__main__")
-    assert "invalid choice: 'nope'" in capsys.readouterr().err
+    assert message in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("state, message", [("unprepared", "has no configuration '2d_cpu'"),
