@@ -20,7 +20,7 @@ from nnunetv2_alc.config import ALCConfig
 from nnunetv2_alc.dropout import attached_dropout, has_dropout
 from nnunetv2_alc.label_correction import refine_labels, sample_uncertainty
 from nnunetv2_alc.report import main, write_label_report
-from nnunetv2_alc.report import passes, run as report_run, scoring
+from nnunetv2_alc.report import agreement, passes, run as report_run, scoring
 from nnunetv2_alc.report.model import MODEL_FILES, STUDENT_CHECKPOINT, TEACHER_CHECKPOINT, saved_pass_settings
 from nnunetv2_alc.report.passes import make_stochastic
 from nnunetv2_alc.report.scoring import CaseScore, rank, refine_and_score, score_case
@@ -42,6 +42,19 @@ def test_slabs_give_the_same_refinement_and_uncertainty(monkeypatch):
     refined, uncertainty = refine_and_score(probs)
     assert np.array_equal(refined, whole_refined)
     assert uncertainty == pytest.approx(whole_uncertainty, rel=1e-6)
+
+
+@pytest.mark.parametrize("with_clean", [True, False])
+def test_agreement_plot_with_and_without_clean_labels(tmp_path, with_clean, monkeypatch):
+    drawn = {}
+    monkeypatch.setattr(agreement.plt.Axes, "set_title", lambda ax, title, **_: drawn.setdefault("title", title))
+    scores = [CaseScore(c, d, 0.1, 0.0, 0, 1 - k if with_clean else None)
+              for k, (c, d) in enumerate([("a", 0.9), ("b", 0.5), ("c", 0.7)])]
+    agreement.draw_agreement(scores, tmp_path / agreement.AGREEMENT_PNG)
+    assert (tmp_path / agreement.AGREEMENT_PNG).read_bytes()[:4] == b"\x89PNG"
+    # clean Dice 1, 0, -1 against scores 0.9, 0.5, 0.7: ranks (3, 1, 2) and (3, 2, 1), rho = 0.5
+    assert drawn["title"] == ("3 LQ cases; Spearman rho = 0.50" if with_clean
+                              else "3 LQ cases (no clean labels to compare with)")
 
 
 def test_score_and_rank():
@@ -140,10 +153,11 @@ def test_refined_labels_have_the_given_labels_geometry(trained):
 
 
 @pytest.mark.slow
-def test_worst_cases_png(trained):
+def test_worst_cases_and_agreement_png(trained):
     _, _, output, _ = trained
     png = (output / "worst_cases.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+    assert (output / agreement.AGREEMENT_PNG).read_bytes()[:8] == png[:8]
 
 
 def report_error(capsys, *args: str) -> str:

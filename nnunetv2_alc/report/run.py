@@ -13,6 +13,7 @@ from tqdm import tqdm
 
 from nnunetv2_alc.config import ALCConfig
 from nnunetv2_alc.label_quality import LQ, check_cases_tagged, read_label_quality, split_by_quality
+from nnunetv2_alc.report.agreement import AGREEMENT_PNG, draw_agreement
 from nnunetv2_alc.report.model import (TEACHER_CHECKPOINT, check_dataset_matches, load_predictor, saved_pass_settings,
                                        settings_files)
 from nnunetv2_alc.report.passes import make_stochastic, pass_probabilities
@@ -43,8 +44,9 @@ def write_label_report(model_folder: str | os.PathLike, dataset: int | str | os.
     """Score every LQ training case of ``dataset`` with the model's m stochastic passes; return them ranked.
 
     Writes to ``output``: ``refined_labels/<case><file ending>`` (Y_ref of Eq. 6 with the geometry of the
-    given label), ``label_report.csv`` (ranked, see :func:`nnunetv2_alc.report.scoring.rank`) and
-    ``worst_cases.png`` (the ``worst`` first cases; none if ``worst`` is 0). The passes use the training's
+    given label), ``label_report.csv`` (ranked, see :func:`nnunetv2_alc.report.scoring.rank`),
+    ``given_vs_refined.png`` (:mod:`nnunetv2_alc.report.agreement`) and ``worst_cases.png`` (the ``worst``
+    first cases; none if ``worst`` is 0). The passes use the training's
     dropout and input noise, saved in the checkpoint (:func:`~nnunetv2_alc.report.model.saved_pass_settings`;
     none saved: no dropout, ALCConfig's default noise); ``num_passes`` defaults to the training's m.
     """
@@ -85,6 +87,7 @@ def write_label_report(model_folder: str | os.PathLike, dataset: int | str | os.
 
     ranked = rank(scores)
     write_report_csv(ranked, output, {c: f"{REFINED_FOLDER}/{raw.label_name(c)}" for c in cases})
+    draw_agreement(ranked, output / AGREEMENT_PNG)
     if worst:
         rows = [_sheet_row(position, score, raw, reader_writer, files[score.case]["images"], refined_folder)
                 for position, score in enumerate(ranked[:worst], start=1)]
