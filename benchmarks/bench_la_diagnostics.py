@@ -265,6 +265,9 @@ def plot_budget(summary: dict, out: Path) -> None:
     for key, points in families.items():
         ax.plot(*zip(*points), "o-", label=labels[key])
     ax.set_xscale("log", base=2)
+    iterations = sorted({x for points in families.values() for x, _ in points})
+    ax.set_xticks(iterations, [str(x) for x in iterations])
+    ax.minorticks_off()
     ax.set_xlabel("training iterations")
     ax.set_ylabel("Dice on the validation cases [%]")
     ax.legend(fontsize=7)
