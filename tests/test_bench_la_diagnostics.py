@@ -45,6 +45,7 @@ def test_a_run_file_counts_for_its_row_only_with_the_same_budget_trainer_and_set
     assert not la.same_run(done, row["alc_hq05"], la.replace(budget, epochs=80))
     # the first rows ran at the then-default share and saved no hq_share; their other settings still count
     assert la.same_run(done | {"settings": {"beta": 0}}, row["alc_beta0"], budget)
+    assert la.same_run(done | {"settings": {"hq_share": 1 / 6, "beta": 0}}, row["alc_beta0"], budget)  # rerun
     assert not la.same_run(done | {"settings": {}}, row["alc_beta0"], budget)
     assert la.budget_tag(budget, row["alc"]) != la.budget_tag(budget, row["alc_hq05"])
 
@@ -145,3 +146,13 @@ def test_grid_refuses_unprepared_data_and_run_files_of_another_budget(tmp_path, 
     with pytest.raises(SystemExit, match=message):
         runpy.run_path(str(BENCHMARKS / "bench_la_diagnostics.py"), run_name="__main__")
     assert not (tmp_path / "nnUNet_results").exists() and not (out / "diagnostics.md").exists()  # nothing ran
+
+
+def test_label_columns_of_runs_with_a_stale_clean_label_cache_are_left_out():
+    stale, fresh = run("alc_hq05", [0.7] * 5, seed=0), run("alc_hq05", [0.8] * 5, seed=1)
+    assert ("alc_hq05", 0) in la.STALE_CLEAN_LABELS
+    summary = la.summarise([stale])["alc_hq05"]
+    assert math.isnan(summary["labels"]["label_dice_refined"]) and summary["per_seed"]["dice"] == [pytest.approx(0.7)]
+    both = la.summarise([stale, fresh])["alc_hq05"]  # the Dice of both seeds, the labels of the fresh one
+    assert both["labels"]["label_dice_refined"] == pytest.approx(np.mean([0.6, 0.6, 0.7, 0.9]))
+    assert both["per_seed"]["dice"] == [pytest.approx(0.7), pytest.approx(0.8)]
