@@ -254,7 +254,7 @@ def markdown(report: dict) -> list[str]:
                       f"{selection['label_dice_refined_selected']:.3f} | {selection['label_dice_noisy_unselected']:.3f}"
                       f" → {selection['label_dice_refined_unselected']:.3f} | "
                       f"{selection['selection_oracle_agreement']:.3f} | {selection['selected_fraction']:.3f} |"]
-        gap = gap_closed(rows, ceiling)
+        gap = report["gap_closed"].get(setting, math.nan)
         if math.isfinite(gap):
             lines += ["", "Share of H-Sup's gap to the clean-label ceiling that ALC closes, (ALC - H-Sup) / "
                       f"(ceiling - H-Sup) of the mean Dice: {gap:.2f}."]

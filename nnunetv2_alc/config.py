@@ -47,7 +47,7 @@ class ALCConfig:
     dropout_p: float = 0.1         # dropout rate (ours)
     dropout_placement: str = "lineage"  # lineage | decoder | all | none (docs/method.md, "Choosing the dropout")
     # HQ fraction of each batch, B_h = max(1, round(share * B)); ours: the paper's is 1/6 (4 of 24), which cost
-    # 5.6 Dice points on real LA (docs/method.md, "Data and batches"); ALC_HQ_SHARE=1/6 restores it
+    # 3-10 Dice points on real LA (docs/method.md, "Data and batches"); ALC_HQ_SHARE=1/6 restores it
     hq_share: float = 0.5
     weight_ce: float = 1.0         # l_seg = weight_ce * CE + weight_dice * Dice (Eq. 2 on nnU-Net's scale)
     weight_dice: float = 1.0

@@ -63,7 +63,8 @@ def test_oracle_refuses_a_dataset_without_clean_labels(tmp_path, monkeypatch):
     (tmp_path / "Dataset001_X" / "labelsTr_clean").mkdir(parents=True)
     (tmp_path / "Dataset001_X" / "labelsTr_clean" / "a.nii.gz").write_bytes(b"")
     trainer = SimpleNamespace(label_quality={"a": "LQ", "b": "LQ", "h": "HQ"}, dataset_json={"file_ending": ".nii.gz"},
-                              plans_manager=SimpleNamespace(dataset_name="Dataset001_X"))
+                              plans_manager=SimpleNamespace(dataset_name="Dataset001_X"), is_cascaded=False,
+                              global_num_lq=2, needs_clean_labels=nnUNetTrainerALC_oracle.needs_clean_labels)
     with pytest.raises(FileNotFoundError, match=r"1 LQ case\(s\) have none in .*Dataset001_X/labelsTr_clean.*first: b"):
         nnUNetTrainerALC_oracle._clean_label_folder(trainer, ["a", "b", "h"])
 

@@ -54,7 +54,7 @@ from nnunetv2_alc.teacher import MeanTeacher, unwrap_model
 # per-step statistics returned by train_step, in this order
 STEP_STATS = LOSS_KEYS + ("num_lq", "num_selected", "lq_voxels", "weight_entropy_sum", "refined_changed")
 # class flags of the variants; checked when a subclass is defined
-FLAGS = ("select_lq", "train_on_lq", "tags_as_hq")
+FLAGS = ("select_lq", "train_on_lq", "tags_as_hq", "needs_clean_labels")
 
 
 class nnUNetTrainerALC(RunSettings, nnUNetTrainer):
@@ -65,6 +65,8 @@ class nnUNetTrainerALC(RunSettings, nnUNetTrainer):
     train_on_lq = True
     # True: every case is trained on its own label as if it were HQ (HL-Sup with our architecture and loss)
     tags_as_hq = False
+    # True: every LQ training case must have its clean label in labelsTr_clean/ (the oracle trains on them)
+    needs_clean_labels = False
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -279,11 +281,17 @@ class nnUNetTrainerALC(RunSettings, nnUNetTrainer):
         :mod:`nnunetv2_alc.clean_labels`). Skipped silently without clean labels, for cascades (whose
         previous-stage slot this uses) and when no teacher runs.
         """
-        if self.is_cascaded or not self.global_num_lq or not nnUNet_raw.is_set():
+        if self.is_cascaded or not self.global_num_lq:
             return None
-        raw_folder = join(nnUNet_raw.get(), self.plans_manager.dataset_name)
+        raw_folder = join(nnUNet_raw.get(), self.plans_manager.dataset_name) if nnUNet_raw.is_set() else None
         lq_keys = [k for k in tr_keys if self.label_quality[k] == LQ]
         clean_files = clean_label_files(raw_folder, lq_keys, self.dataset_json["file_ending"])
+        missing = sorted(set(lq_keys) - set(clean_files)) if self.needs_clean_labels else []
+        if missing:
+            raise FileNotFoundError(
+                f"{type(self).__name__} trains selected LQ samples on their clean labels, but {len(missing)} LQ "
+                f"case(s) have none in {raw_folder or '$nnUNet_raw (not set)'}/labelsTr_clean/ (first: "
+                f"{missing[0]}). Make the noisy labels with nnUNetv2_alc_make_noisy, which keeps the clean ones there.")
         if not clean_files:
             return None
         folder = join(self.preprocessed_dataset_folder_base, self.configuration_manager.data_identifier + "_clean_seg")
