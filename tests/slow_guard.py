@@ -40,7 +40,7 @@ IN_PROCESS = {  # module -> functions or "Class.method" that train or plan
 _OriginalPopen = subprocess.Popen
 _launched: list[tuple[str, subprocess.Popen]] = []  # (command line, process) since the test's set-up began
 _in_process: list[str] = []
-_training_fixtures: dict[str, str] = {}  # fixture name -> what its set-up ran
+_training_fixtures: dict[tuple[str, str], str] = {}  # (where defined, fixture name) -> what its set-up ran
 _restore: list[tuple[object, str, object]] = []
 
 
@@ -110,13 +110,15 @@ def pytest_fixture_setup(fixturedef, request):
     yield
     trained = _trained()
     if len(trained) > before:
-        _training_fixtures.setdefault(fixturedef.argname, trained[before])
+        _training_fixtures.setdefault((fixturedef.baseid, fixturedef.argname), trained[before])
 
 
 @pytest.hookimpl(trylast=True)
 def pytest_runtest_teardown(item):
-    trained = _trained() + [f"fixture {name!r}: {_training_fixtures[name]}" for name in item.fixturenames
-                            if name in _training_fixtures]
+    used = {name: item._fixtureinfo.name2fixturedefs[name][-1] for name in item.fixturenames
+            if item._fixtureinfo.name2fixturedefs.get(name)}  # the definition the test got (a module may override)
+    trained = _trained() + [f"fixture {name!r}: {_training_fixtures[key]}" for name, fixture in used.items()
+                            if (key := (fixture.baseid, name)) in _training_fixtures]
     _launched.clear()
     _in_process.clear()
     if trained and item.get_closest_marker("slow") is None:
