@@ -40,8 +40,8 @@ import matplotlib
 matplotlib.use("agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-from harness import (Bench, add_budget_arguments, add_resume_arguments, budget_from_args, logged_curves,  # noqa: E402
-                     out_of_time, parse_settings, work_folder, write_report)
+from harness import (Bench, add_budget_arguments, add_resume_arguments, alc_environment, budget_from_args,  # noqa: E402
+                     logged_curves, out_of_time, parse_settings, work_folder, write_report)
 from scipy.stats import wilcoxon  # noqa: E402
 
 from nnunetv2_alc.atomic_write import atomic_folder, write_text_atomic  # noqa: E402
@@ -215,10 +215,17 @@ def fmt(values: list[float], scale: float = 1.0) -> str:
     return f"{v.mean():.2f} ± {v.std(ddof=1):.2f}" if v.size > 1 else f"{v.mean():.2f}"
 
 
+def environment_text(budget: dict) -> str:
+    """`` with ALC_X=...`` for the ALC settings of the command's environment, empty without any."""
+    settings = budget.get("alc_environment", {})
+    return " with " + ", ".join(f"`{k}={v}`" for k, v in settings.items()) if settings else ""
+
+
 def markdown(report: dict) -> list[str]:
     lines = [f"# Evidence benchmark ({report['budget']['device_name']}, {report['budget']['configuration']}, "
              f"{report['budget']['epochs']} epochs x {report['budget']['iterations']} iterations)", "",
-             f"Command: `{report['command']}`", "", f"Runs finished: {report['finished']} of {report['planned']}.", ""]
+             f"Command: `{report['command']}`" + environment_text(report['budget']), "",
+             f"Runs finished: {report['finished']} of {report['planned']}.", ""]
     ceiling = report["summary"].get(CEILING, {}).get(display_name(STOCK))
     ceiling_text = (f"{fmt(ceiling['per_seed']['dice'], 100)} % Dice (stock nnU-Net on all clean training labels, "
                     f"seeds {ceiling['seeds']})" if ceiling else "not measured yet")
@@ -338,6 +345,8 @@ def main() -> None:
     start, planned_datasets = time.monotonic(), set()
     for setting, dataset_id, trainer, seed, factor in plan:
         target = run_file(out, setting, seed, trainer)
+        if target.is_file():
+            require_same_environment(target)
         if args.report_only or target.is_file():
             continue
         if out_of_time(start, args.max_minutes):
@@ -355,6 +364,15 @@ def main() -> None:
         report_all(out, budget, plan, names, paper)
     report = report_all(out, budget, plan, names, paper)
     print("\n".join(markdown(report)))
+
+
+def require_same_environment(run: Path) -> None:
+    """Refuse to resume a grid whose finished ``run`` was trained with other ``ALC_*`` settings."""
+    recorded = json.loads(run.read_text())["budget"].get("alc_environment", {})
+    if recorded != alc_environment():
+        raise SystemExit(f"{run} was trained with the ALC settings {recorded or 'of no ALC_* variable'}, this command "
+                         f"has {alc_environment() or 'none'}: set the same ALC_* variables, or give another --out and "
+                         "--work.")
 
 
 def report_all(out: Path, budget, plan, names, paper: dict) -> dict:

@@ -104,6 +104,9 @@ ROWS = (  # in the order they run: the causes first, then the budget, the weight
     Row("mt_hq05_x4", "Mean Teacher, hq_share 1/2, 4x iterations", MT, HALF, factor=4),
     Row("hsup_x8", "H-Sup, 8x iterations", HSUP, HALF, factor=8),
     Row("alc_hq05_x8", "ALC, hq_share 1/2, 8x iterations", ALC, HALF, factor=8),
+    Row("alc_alpha1_x4", "ALC, hq_share 1/2, alpha 1, 4x iterations", ALC, {**HALF, "alpha": 1}, factor=4),
+    Row("stock_mild_x4", "HL-Sup (stock), milder noise, 4x iterations", STOCK, mild=True, factor=4),
+    Row("alc_hq05_mild_x4", "ALC, hq_share 1/2, milder noise, 4x iterations", ALC, HALF, mild=True, factor=4),
 )
 # every row is compared with both, pair by pair; the milder twin has the same split, tags and validation cases, so
 # its rows pair too (their "- ALC" is the effect of the milder noise)

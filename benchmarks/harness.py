@@ -46,7 +46,13 @@ class Budget:
     tta: bool
 
     def record(self) -> dict:
-        return asdict(self) | {"device_name": device_name(self.device), "torch": torch.__version__}
+        return asdict(self) | {"device_name": device_name(self.device), "torch": torch.__version__,
+                               "alc_environment": alc_environment()}
+
+
+def alc_environment() -> dict[str, str]:
+    """The ``ALC_*`` settings of the command's environment (every model of the benchmark trains with them)."""
+    return {k: v for k, v in sorted(os.environ.items()) if k.startswith("ALC_")}
 
 
 def add_budget_arguments(parser) -> None:

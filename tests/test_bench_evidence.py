@@ -107,3 +107,8 @@ def test_an_unknown_paper_table_is_refused(monkeypatch, capsys):
     with pytest.raises(SystemExit):
         runpy.run_path(str(BENCHMARKS / "bench_evidence.py"), run_name="__main__")
     assert "--paper a=LA30: no paper table 'LA30'; known: LA10, LA20, NIH10, NIH20" in capsys.readouterr().err
+
+
+def test_the_report_names_the_alc_settings_of_the_environment():
+    assert ev.environment_text({"alc_environment": {"ALC_HQ_SHARE": "1/6"}}) == " with `ALC_HQ_SHARE=1/6`"
+    assert ev.environment_text({"alc_environment": {}}) == ev.environment_text({}) == ""

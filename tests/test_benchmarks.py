@@ -212,6 +212,8 @@ def test_evidence_grid_runs_resumes_and_tests_paired(workspace):
     assert (out / "dice_by_seed.png").is_file() and (out / "label_correction.png").is_file()
     again = bench("bench_evidence.py", args, env)  # resumes: every run is done, nothing trains
     assert "== " not in again.stdout and "Runs finished: 2 of 2" in again.stdout
+    mixed = bench("bench_evidence.py", args, {**env, "ALC_HQ_SHARE": "1/6"}, check=False)  # other ALC settings
+    assert mixed.returncode != 0 and "'ALC_HQ_SHARE': '1/6'" in mixed.stderr and "another --out" in mixed.stderr
 
 
 def test_cost_compares_every_trainer_with_stock_nnunet(workspace):
