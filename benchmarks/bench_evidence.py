@@ -347,7 +347,8 @@ def main() -> None:
         target = run_file(out, setting, seed, trainer)
         if target.is_file():
             require_same_environment(target)
-        if args.report_only or target.is_file():
+            continue
+        if args.report_only:
             continue
         if out_of_time(start, args.max_minutes):
             break
@@ -368,11 +369,10 @@ def main() -> None:
 
 def require_same_environment(run: Path) -> None:
     """Refuse to resume a grid whose finished ``run`` was trained with other ``ALC_*`` settings."""
-    recorded = json.loads(run.read_text())["budget"].get("alc_environment", {})
-    if recorded != alc_environment():
+    recorded, current = json.loads(run.read_text())["budget"].get("alc_environment", {}), alc_environment()
+    if recorded != current:
         raise SystemExit(f"{run} was trained with the ALC settings {recorded or 'of no ALC_* variable'}, this command "
-                         f"has {alc_environment() or 'none'}: set the same ALC_* variables, or give another --out and "
-                         "--work.")
+                         f"has {current or 'none'}: set the same ALC_* variables, or give another --out and --work.")
 
 
 def report_all(out: Path, budget, plan, names, paper: dict) -> dict:

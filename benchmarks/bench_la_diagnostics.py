@@ -146,6 +146,8 @@ def same_run(run: dict, row: Row, budget) -> bool:
     keys = ("configuration", "epochs", "iterations", "seed", "device", "tiny_network", "batch_size", "tta")
     if not all(run["budget"].get(k) == budget.record()[k] for k in keys) or run["trainer"] != row.trainer:
         return False
+    if run["budget"].get("alc_environment", {}) != budget.record()["alc_environment"]:  # ALC_* of the command
+        return False
     before_change = {k: v for k, v in row.settings.items() if k != "hq_share"}
     return run["settings"] == row.settings or (row.key in BEFORE_DEFAULT_CHANGE and run["settings"] == before_change)
 

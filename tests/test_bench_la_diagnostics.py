@@ -47,6 +47,8 @@ def test_a_run_file_counts_for_its_row_only_with_the_same_budget_trainer_and_set
     assert la.same_run(done | {"settings": {"beta": 0}}, row["alc_beta0"], budget)
     assert la.same_run(done | {"settings": {"hq_share": 1 / 6, "beta": 0}}, row["alc_beta0"], budget)  # rerun
     assert not la.same_run(done | {"settings": {}}, row["alc_beta0"], budget)
+    other_environment = done["budget"] | {"alc_environment": {"ALC_BETA": "0"}}  # an ALC_* variable of the command
+    assert not la.same_run(done | {"budget": other_environment}, row["alc_hq05"], budget)
     assert la.budget_tag(budget, row["alc"]) != la.budget_tag(budget, row["alc_hq05"])
 
 
