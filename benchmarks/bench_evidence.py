@@ -9,8 +9,11 @@ training label is the clean one (``--ceiling-id``). One extra H-Sup run with twi
 Resumable: each finished run writes ``<out>/runs/<setting>/seed<k>/<trainer>.json`` (per-case metrics and
 the curves logged during training) and is skipped when that file exists; ``--max-minutes`` stops
 starting new runs after that long, so the grid runs in pieces across sessions. ``--report-only`` only
-rebuilds the tables from the finished runs. The report is rewritten after every run: ``evidence.md``
-(tables), ``evidence.json`` (everything) and ``dice_by_seed.png`` / ``label_correction.png``.
+rebuilds the tables from the finished runs. A grid run at another batch share (``ALC_HQ_SHARE``, own
+``--out``) takes the runs that share does not reach (:data:`SHARE_FREE`: ceiling, H-Sup, HL-Sup, stock)
+from a finished grid with ``--borrow-from`` instead of training them again. The report is rewritten after
+every run: ``evidence.md`` (tables), ``evidence.json`` (everything) and ``dice_by_seed.png`` /
+``label_correction.png``.
 
     nnUNetv2_alc_synthetic -d 971 --kind regime2d --hq-fraction 0.1 --seed 0
     nnUNetv2_alc_synthetic -d 972 --kind regime2d --hq-fraction 0.2 --seed 0
@@ -56,6 +59,11 @@ from paper_tables import paper_dice  # noqa: E402
 ALC = "nnUNetTrainerALC"
 STOCK = "nnUNetTrainerStock"
 HSUP = "nnUNetTrainerHSup"
+HLSUP = "nnUNetTrainerHLSup"
+SHARE = "ALC_HQ_SHARE"
+# batches without an LQ group (H-Sup: HQ cases only; HL-Sup: every case tagged HQ) or no ALC at all (stock):
+# the HQ share does not reach them, so their runs count for a grid of any ALC_HQ_SHARE (--borrow-from)
+SHARE_FREE = (STOCK, HSUP, HLSUP)
 CEILING = "ceiling"  # the setting name of the clean-label runs
 BUDGET_CHECK = "H-Sup, 2x epochs"
 METRIC_KEYS = ("dice", "jaccard", "hd95", "asd")
@@ -221,11 +229,17 @@ def environment_text(budget: dict) -> str:
     return " with " + ", ".join(f"`{k}={v}`" for k, v in settings.items()) if settings else ""
 
 
+def borrowed_text(report: dict) -> str:
+    """`` (N borrowed from FOLDER)`` for the runs copied by ``--borrow-from``, empty without any."""
+    borrowed = report.get("borrowed", {})
+    return "".join(f" ({n} borrowed from `{folder}`)" for folder, n in borrowed.items())
+
+
 def markdown(report: dict) -> list[str]:
     lines = [f"# Evidence benchmark ({report['budget']['device_name']}, {report['budget']['configuration']}, "
              f"{report['budget']['epochs']} epochs x {report['budget']['iterations']} iterations)", "",
              f"Command: `{report['command']}`" + environment_text(report['budget']), "",
-             f"Runs finished: {report['finished']} of {report['planned']}.", ""]
+             f"Runs finished: {report['finished']} of {report['planned']}{borrowed_text(report)}.", ""]
     ceiling = report["summary"].get(CEILING, {}).get(display_name(STOCK))
     ceiling_text = (f"{fmt(ceiling['per_seed']['dice'], 100)} % Dice (stock nnU-Net on all clean training labels, "
                     f"seeds {ceiling['seeds']})" if ceiling else "not measured yet")
@@ -324,6 +338,9 @@ def main() -> None:
     parser.add_argument("--out", default="benchmarks/results/evidence")
     add_resume_arguments(parser, "run")
     parser.add_argument("--report-only", action="store_true", help="rebuild the report from finished runs")
+    parser.add_argument("--borrow-from", metavar="OUT",
+                        help="the --out of a finished grid on the same datasets and budget at another ALC_HQ_SHARE: "
+                             "its ceiling, H-Sup, HL-Sup and stock runs are copied, not trained again")
     args = parser.parse_args()
     settings, budget, out = parse_settings(args.dataset), budget_from_args(args), Path(args.out)
     paper = parse_settings(args.paper)
@@ -342,17 +359,20 @@ def main() -> None:
         ceiling = str(args.ceiling_id)
         names[CEILING] = clean_twin(bench.raw, names[next(iter(settings))], args.ceiling_id)
     plan = plan_runs(settings, ceiling, args.seeds, args.trainers, args.budget_check)
-    start, planned_datasets = time.monotonic(), set()
+    start, planned_datasets, environment = time.monotonic(), set(), alc_environment()
     for setting, dataset_id, trainer, seed, factor in plan:
         target = run_file(out, setting, seed, trainer)
+        name = names[CEILING] if setting == CEILING else names[setting.split(" [")[0]]
+        if not target.is_file() and args.borrow_from and not args.report_only:
+            borrow(run_file(Path(args.borrow_from), setting, seed, trainer), target, name,
+                   replace(budget, seed=seed, epochs=budget.epochs * factor))
         if target.is_file():
-            require_same_environment(target)
+            require_same_environment(target, trainer, environment)
             continue
         if args.report_only:
             continue
         if out_of_time(start, args.max_minutes):
             break
-        name = names[CEILING] if setting == CEILING else names[setting.split(" [")[0]]
         run_bench = Bench(replace(budget, seed=seed, epochs=budget.epochs * factor), out, reuse=True)
         if name not in planned_datasets:
             run_bench.plan(dataset_id, name)
@@ -367,12 +387,42 @@ def main() -> None:
     print("\n".join(markdown(report)))
 
 
-def require_same_environment(run: Path) -> None:
-    """Refuse to resume a grid whose finished ``run`` was trained with other ``ALC_*`` settings."""
-    recorded, current = json.loads(run.read_text())["budget"].get("alc_environment", {}), alc_environment()
+def reaching(trainer: str, environment: dict) -> dict:
+    """The ``ALC_*`` settings of ``environment`` that change how ``trainer`` trains (the share does not reach
+    :data:`SHARE_FREE`)."""
+    return {k: v for k, v in environment.items() if not (k == SHARE and trainer in SHARE_FREE)}
+
+
+def require_same_environment(run: Path, trainer: str, environment: dict) -> None:
+    """Refuse to resume a grid whose finished ``run`` was trained with other ``ALC_*`` settings that reach it."""
+    recorded = reaching(trainer, json.loads(run.read_text())["budget"].get("alc_environment", {}))
+    current = reaching(trainer, environment)
     if recorded != current:
         raise SystemExit(f"{run} was trained with the ALC settings {recorded or 'of no ALC_* variable'}, this command "
                          f"has {current or 'none'}: set the same ALC_* variables, or give another --out and --work.")
+
+
+def borrow(source: Path, target: Path, dataset: str, budget) -> bool:
+    """Copy the finished run ``source`` of another grid to ``target`` when it is this grid's run (see ``SHARE_FREE``).
+
+    It must be a share-free trainer's, on the same dataset and budget, trained with the same ``ALC_*`` settings
+    but the share. The copy names its source (``borrowed_from``). Returns whether it copied.
+    """
+    if not source.is_file():
+        return False
+    run = json.loads(source.read_text())
+    recorded, current = run["budget"], budget.record()
+    same = (run["trainer"] in SHARE_FREE and run["dataset"] == dataset and
+            {k: v for k, v in recorded.items() if k != "alc_environment"} ==
+            {k: v for k, v in current.items() if k != "alc_environment"} and
+            reaching(run["trainer"], recorded.get("alc_environment", {})) ==
+            reaching(run["trainer"], current["alc_environment"]))
+    if not same:
+        return False
+    target.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(target, json.dumps(run | {"borrowed_from": str(source)}, indent=1))
+    print(f"{target}: borrowed from {source}", flush=True)
+    return True
 
 
 def report_all(out: Path, budget, plan, names, paper: dict) -> dict:
@@ -386,12 +436,18 @@ def report_all(out: Path, budget, plan, names, paper: dict) -> dict:
               "finished": len(runs), "datasets": names,
               "lq_dice": {s: lq_label_dice(Path(os.environ["nnUNet_raw"]), n) for s, n in names.items()},
               "summary": {s: rows for s, rows in sorted(summarise(runs).items(), key=lambda i: _position(names, i[0]))},
-              "selection": selection_summary(runs), "paper": paper}
+              "selection": selection_summary(runs), "paper": paper, "borrowed": borrowed_folders(runs)}
     ceiling = report["summary"].get(CEILING, {}).get(display_name(STOCK))
     report["gap_closed"] = {s: gap_closed(rows, ceiling) for s, rows in report["summary"].items() if s != CEILING}
     write_report(out, "evidence", report, markdown(report))
     plot(report, runs, out)
     return report
+
+
+def borrowed_folders(runs: list[dict]) -> dict[str, int]:
+    """``{grid folder: number of runs}`` of the runs ``--borrow-from`` copied from another grid."""
+    folders = [Path(run["borrowed_from"]).parents[3].as_posix() for run in runs if "borrowed_from" in run]
+    return {folder: folders.count(folder) for folder in dict.fromkeys(folders)}
 
 
 def _position(names: dict, setting: str) -> int:

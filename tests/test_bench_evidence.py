@@ -8,10 +8,12 @@ from __future__ import annotations
 import json
 import runpy
 import sys
+from dataclasses import replace
 
 import bench_evidence as ev  # benchmarks/, on sys.path through conftest.py
 import numpy as np
 import pytest
+from harness import Budget
 from scipy.stats import wilcoxon
 
 from nnunetv2_alc.synthetic import make_synthetic_dataset
@@ -112,3 +114,35 @@ def test_an_unknown_paper_table_is_refused(monkeypatch, capsys):
 def test_the_report_names_the_alc_settings_of_the_environment():
     assert ev.environment_text({"alc_environment": {"ALC_HQ_SHARE": "1/6"}}) == " with `ALC_HQ_SHARE=1/6`"
     assert ev.environment_text({"alc_environment": {}}) == ev.environment_text({}) == ""
+
+
+def test_runs_the_share_does_not_reach_are_borrowed_from_a_grid_at_another_share(tmp_path, monkeypatch):
+    budget = Budget("2d", epochs=4, iterations=5, seed=1, device="cpu", tiny_network=True, batch_size=None, tta=False)
+    monkeypatch.delenv("ALC_BETA", raising=False)
+    monkeypatch.delenv(ev.SHARE, raising=False)
+    first = tmp_path / "share_half"
+    for trainer in (ev.HSUP, ev.ALC):  # trained by the first grid, without any ALC_* variable
+        source = ev.run_file(first, "10% HQ", 1, trainer)
+        source.parent.mkdir(parents=True, exist_ok=True)
+        source.write_text(json.dumps({"trainer": trainer, "dataset": "Dataset1_A", "budget": budget.record()}))
+    monkeypatch.setenv(ev.SHARE, "1/6")  # the second grid runs at the paper's share
+    second = tmp_path / "share_sixth"
+    target = ev.run_file(second, "10% HQ", 1, ev.HSUP)
+    assert ev.reaching(ev.HSUP, {ev.SHARE: "1/6", "ALC_BETA": "0"}) == {"ALC_BETA": "0"}
+    assert ev.reaching(ev.ALC, {ev.SHARE: "1/6"}) == {ev.SHARE: "1/6"}
+    alc_target = ev.run_file(second, "10% HQ", 1, ev.ALC)
+    assert not ev.borrow(ev.run_file(first, "10% HQ", 1, ev.ALC), alc_target, "Dataset1_A", budget)
+    assert not ev.borrow(ev.run_file(first, "10% HQ", 1, ev.HSUP), target, "Dataset2_B", budget)  # other dataset
+    assert not ev.borrow(ev.run_file(first, "10% HQ", 1, ev.HSUP), target, "Dataset1_A", replace(budget, epochs=8))
+    monkeypatch.setenv("ALC_BETA", "0")  # a variable that reaches H-Sup too
+    assert not ev.borrow(ev.run_file(first, "10% HQ", 1, ev.HSUP), target, "Dataset1_A", budget)
+    assert not target.exists() and not alc_target.exists()
+    monkeypatch.delenv("ALC_BETA")
+    assert ev.borrow(ev.run_file(first, "10% HQ", 1, ev.HSUP), target, "Dataset1_A", budget)
+    copied = json.loads(target.read_text())
+    assert copied["borrowed_from"] == str(ev.run_file(first, "10% HQ", 1, ev.HSUP))
+    ev.require_same_environment(target, ev.HSUP, {ev.SHARE: "1/6"})  # resumes at the new share
+    with pytest.raises(SystemExit, match="ALC_BETA"):
+        ev.require_same_environment(target, ev.HSUP, {ev.SHARE: "1/6", "ALC_BETA": "0"})
+    assert ev.borrowed_folders([copied, {"trainer": ev.ALC}]) == {first.as_posix(): 1}
+    assert ev.borrowed_text({"borrowed": {"a/b": 4}}) == " (4 borrowed from `a/b`)"

@@ -214,6 +214,12 @@ def test_evidence_grid_runs_resumes_and_tests_paired(workspace):
     assert "== " not in again.stdout and "Runs finished: 2 of 2" in again.stdout
     mixed = bench("bench_evidence.py", args, {**env, "ALC_HQ_SHARE": "1/6"}, check=False)  # other ALC settings
     assert mixed.returncode != 0 and "'ALC_HQ_SHARE': '1/6'" in mixed.stderr and "another --out" in mixed.stderr
+    sixth = root / "evidence_sixth"  # a grid at the paper's share takes H-Sup's run from this one, trains nothing
+    borrowed = bench("bench_evidence.py", ["--dataset", f"10% HQ={DATASET_ID}", "--seeds", "0", "--trainers",
+                                           "nnUNetTrainerHSup", *BUDGET, "--out", str(sixth), "--borrow-from",
+                                           str(out)], {**env, "ALC_HQ_SHARE": "1/6"})
+    assert "== " not in borrowed.stdout
+    assert f"Runs finished: 1 of 1 (1 borrowed from `{out.as_posix()}`)" in borrowed.stdout
 
 
 def test_cost_compares_every_trainer_with_stock_nnunet(workspace):
