@@ -61,8 +61,9 @@ STOCK = "nnUNetTrainerStock"
 HSUP = "nnUNetTrainerHSup"
 HLSUP = "nnUNetTrainerHLSup"
 SHARE = "ALC_HQ_SHARE"
-# batches without an LQ group (H-Sup: HQ cases only; HL-Sup: every case tagged HQ) or no ALC at all (stock):
-# the HQ share does not reach them, so their runs count for a grid of any ALC_HQ_SHARE (--borrow-from)
+# training batches without an LQ group (H-Sup: HQ cases only; HL-Sup: every case tagged HQ; both validate at the
+# default share) or no ALC at all (stock): the HQ share does not reach them, so their runs count for a grid of any
+# ALC_HQ_SHARE (--borrow-from)
 SHARE_FREE = (STOCK, HSUP, HLSUP)
 CEILING = "ceiling"  # the setting name of the clean-label runs
 BUDGET_CHECK = "H-Sup, 2x epochs"
@@ -106,6 +107,11 @@ def lq_label_dice(raw: Path, name: str) -> float:
 def run_file(out: Path, setting: str, seed: int, trainer: str) -> Path:
     slug = "".join(c if c.isalnum() else "_" for c in setting)
     return out / "runs" / slug / f"seed{seed}" / f"{trainer}.json"
+
+
+def dataset_name(names: dict, setting: str) -> str:
+    """The dataset a run of ``setting`` trains on (a budget check's, ``"<setting> [...]"``, is its setting's)."""
+    return names[CEILING] if setting == CEILING else names[setting.split(" [")[0]]
 
 
 def run_one(bench: Bench, dataset_id: str, name: str, trainer: str, seed: int, work: Path, tag: str) -> dict:
@@ -351,6 +357,8 @@ def main() -> None:
             paper_dice(table)
         except KeyError as error:
             parser.error(f"--paper {setting}={table}: {error.args[0]}")
+    if args.borrow_from and not (Path(args.borrow_from) / "runs").is_dir():
+        parser.error(f"--borrow-from {args.borrow_from}: no runs/ folder there; give the --out of a finished grid")
     work = work_folder(args, out)
     bench = Bench(budget, out, reuse=True)
     names = {s: bench.dataset(d)[0] for s, d in settings.items()}
@@ -359,20 +367,23 @@ def main() -> None:
         ceiling = str(args.ceiling_id)
         names[CEILING] = clean_twin(bench.raw, names[next(iter(settings))], args.ceiling_id)
     plan = plan_runs(settings, ceiling, args.seeds, args.trainers, args.budget_check)
+    if args.borrow_from and not args.report_only:  # every run there is to borrow, before the first training
+        for setting, _, trainer, seed, factor in plan:
+            target = run_file(out, setting, seed, trainer)
+            if not target.is_file():
+                borrow(run_file(Path(args.borrow_from), setting, seed, trainer), target, setting,
+                       dataset_name(names, setting), replace(budget, seed=seed, epochs=budget.epochs * factor))
     start, planned_datasets, environment = time.monotonic(), set(), alc_environment()
     for setting, dataset_id, trainer, seed, factor in plan:
         target = run_file(out, setting, seed, trainer)
-        name = names[CEILING] if setting == CEILING else names[setting.split(" [")[0]]
-        if not target.is_file() and args.borrow_from and not args.report_only:
-            borrow(run_file(Path(args.borrow_from), setting, seed, trainer), target, name,
-                   replace(budget, seed=seed, epochs=budget.epochs * factor))
         if target.is_file():
-            require_same_environment(target, trainer, environment)
+            require_same_environment(target, environment)
             continue
         if args.report_only:
             continue
         if out_of_time(start, args.max_minutes):
             break
+        name = dataset_name(names, setting)
         run_bench = Bench(replace(budget, seed=seed, epochs=budget.epochs * factor), out, reuse=True)
         if name not in planned_datasets:
             run_bench.plan(dataset_id, name)
@@ -393,34 +404,55 @@ def reaching(trainer: str, environment: dict) -> dict:
     return {k: v for k, v in environment.items() if not (k == SHARE and trainer in SHARE_FREE)}
 
 
-def require_same_environment(run: Path, trainer: str, environment: dict) -> None:
-    """Refuse to resume a grid whose finished ``run`` was trained with other ``ALC_*`` settings that reach it."""
-    recorded = reaching(trainer, json.loads(run.read_text())["budget"].get("alc_environment", {}))
-    current = reaching(trainer, environment)
-    if recorded != current:
-        raise SystemExit(f"{run} was trained with the ALC settings {recorded or 'of no ALC_* variable'}, this command "
-                         f"has {current or 'none'}: set the same ALC_* variables, or give another --out and --work.")
+def require_same_environment(run: Path, environment: dict) -> None:
+    """Refuse to resume a grid whose finished ``run`` belongs to a grid with other ``ALC_*`` settings.
+
+    A borrowed run counts for the grid it was copied into (``grid_alc_environment``), a trained one for
+    the settings it was trained with.
+    """
+    content = json.loads(run.read_text())
+    recorded = content.get("grid_alc_environment", content["budget"].get("alc_environment", {}))
+    if recorded != environment:
+        raise SystemExit(f"{run} belongs to a grid with the ALC settings {recorded or 'of no ALC_* variable'}, this "
+                         f"command has {environment or 'none'}: set the same ALC_* variables, or give another --out "
+                         "and --work.")
 
 
-def borrow(source: Path, target: Path, dataset: str, budget) -> bool:
-    """Copy the finished run ``source`` of another grid to ``target`` when it is this grid's run (see ``SHARE_FREE``).
+def borrow_refusal(run: dict, setting: str, dataset: str, budget) -> str | None:
+    """Why ``run`` of another grid does not count as this grid's run of ``setting``; None when it does.
 
-    It must be a share-free trainer's, on the same dataset and budget, trained with the same ``ALC_*`` settings
-    but the share. The copy names its source (``borrowed_from``). Returns whether it copied.
+    It must be a :data:`SHARE_FREE` trainer's, of the same setting, dataset and budget, trained with the
+    same ``ALC_*`` settings but the share.
+    """
+    recorded, current = run["budget"], budget.record()
+    differ = sorted(k for k in recorded.keys() | current.keys()
+                    if k != "alc_environment" and recorded.get(k) != current.get(k))
+    theirs, ours = (reaching(run["trainer"], b.get("alc_environment", {})) for b in (recorded, current))
+    checks = [(run["trainer"] not in SHARE_FREE, f"{run['trainer']} depends on the share"),
+              (run["setting"] != setting, f"its setting is {run['setting']!r}"),
+              (run["dataset"] != dataset, f"its dataset is {run['dataset']}"),
+              (bool(differ), f"its budget differs in {', '.join(differ)}"),
+              (theirs != ours, f"it was trained with the ALC settings {theirs}")]
+    return "; ".join(reason for failed, reason in checks if failed) or None
+
+
+def borrow(source: Path, target: Path, setting: str, dataset: str, budget) -> bool:
+    """Copy the finished run ``source`` of another grid to ``target`` when it counts as this grid's run.
+
+    The copy names the grid that trained it (``borrowed_from``) and this grid's ``ALC_*`` settings
+    (``grid_alc_environment``). A source that does not count is named with the reason. Returns whether
+    it copied.
     """
     if not source.is_file():
         return False
     run = json.loads(source.read_text())
-    recorded, current = run["budget"], budget.record()
-    same = (run["trainer"] in SHARE_FREE and run["dataset"] == dataset and
-            {k: v for k, v in recorded.items() if k != "alc_environment"} ==
-            {k: v for k, v in current.items() if k != "alc_environment"} and
-            reaching(run["trainer"], recorded.get("alc_environment", {})) ==
-            reaching(run["trainer"], current["alc_environment"]))
-    if not same:
+    refusal = borrow_refusal(run, setting, dataset, budget)
+    if refusal:
+        print(f"{source} not borrowed: {refusal}", flush=True)
         return False
     target.parent.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(target, json.dumps(run | {"borrowed_from": str(source)}, indent=1))
+    write_text_atomic(target, json.dumps(run | {"borrowed_from": run.get("borrowed_from", str(source)),
+                                                "grid_alc_environment": alc_environment()}, indent=1))
     print(f"{target}: borrowed from {source}", flush=True)
     return True
 

@@ -69,9 +69,10 @@ class Row:
 
 
 # Rows name every setting they need, whatever the defaults: the paper's 4 HQ of 24, or half the batch (H-Sup
-# trains on HQ cases only, but its validation batches keep the LQ cases and are composed with this share).
-# The first rows ran before the default changed from 1/6 to 1/2: "hsup" with validation batches of 2 HQ + 10 LQ
-# (its EMA pseudo Dice, not its Dice, which comes from checkpoint_final), "alc", "mt" and "alc_beta0" at 1/6.
+# trains on HQ cases only; its validation batches keep the LQ cases and are now composed at the default half
+# whatever the share). The first rows ran before the default changed from 1/6 to 1/2: "hsup" with validation
+# batches of 2 HQ + 10 LQ (its EMA pseudo Dice, and, through the random stream the CPU loaders share, which
+# training patches it drew), "alc", "mt" and "alc_beta0" at 1/6.
 PAPER = {"hq_share": 1 / 6}
 HALF = {"hq_share": 0.5}
 ROWS = (  # in the order they run: the causes first, then the budget, the weights, the noise and the batch

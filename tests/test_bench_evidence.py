@@ -111,38 +111,55 @@ def test_an_unknown_paper_table_is_refused(monkeypatch, capsys):
     assert "--paper a=LA30: no paper table 'LA30'; known: LA10, LA20, NIH10, NIH20" in capsys.readouterr().err
 
 
+def test_borrowing_from_a_folder_without_runs_is_refused(monkeypatch, capsys, tmp_path):
+    monkeypatch.setattr(sys, "argv", ["bench_evidence.py", "--dataset", "a=1", "--borrow-from", str(tmp_path)])
+    with pytest.raises(SystemExit):
+        runpy.run_path(str(BENCHMARKS / "bench_evidence.py"), run_name="__main__")
+    assert f"--borrow-from {tmp_path}: no runs/ folder there" in capsys.readouterr().err
+
+
 def test_the_report_names_the_alc_settings_of_the_environment():
     assert ev.environment_text({"alc_environment": {"ALC_HQ_SHARE": "1/6"}}) == " with `ALC_HQ_SHARE=1/6`"
     assert ev.environment_text({"alc_environment": {}}) == ev.environment_text({}) == ""
 
 
-def test_runs_the_share_does_not_reach_are_borrowed_from_a_grid_at_another_share(tmp_path, monkeypatch):
+def test_runs_the_share_does_not_reach_are_borrowed_from_a_grid_at_another_share(tmp_path, monkeypatch, capsys):
     budget = Budget("2d", epochs=4, iterations=5, seed=1, device="cpu", tiny_network=True, batch_size=None, tta=False)
     monkeypatch.delenv("ALC_BETA", raising=False)
     monkeypatch.delenv(ev.SHARE, raising=False)
-    first = tmp_path / "share_half"
+    first, second = tmp_path / "share_half", tmp_path / "share_sixth"
     for trainer in (ev.HSUP, ev.ALC):  # trained by the first grid, without any ALC_* variable
         source = ev.run_file(first, "10% HQ", 1, trainer)
         source.parent.mkdir(parents=True, exist_ok=True)
-        source.write_text(json.dumps({"trainer": trainer, "dataset": "Dataset1_A", "budget": budget.record()}))
+        source.write_text(json.dumps({"trainer": trainer, "setting": "10% HQ", "dataset": "Dataset1_A",
+                                      "budget": budget.record()}))
+    source, target = (ev.run_file(folder, "10% HQ", 1, ev.HSUP) for folder in (first, second))
     monkeypatch.setenv(ev.SHARE, "1/6")  # the second grid runs at the paper's share
-    second = tmp_path / "share_sixth"
-    target = ev.run_file(second, "10% HQ", 1, ev.HSUP)
     assert ev.reaching(ev.HSUP, {ev.SHARE: "1/6", "ALC_BETA": "0"}) == {"ALC_BETA": "0"}
     assert ev.reaching(ev.ALC, {ev.SHARE: "1/6"}) == {ev.SHARE: "1/6"}
     alc_target = ev.run_file(second, "10% HQ", 1, ev.ALC)
-    assert not ev.borrow(ev.run_file(first, "10% HQ", 1, ev.ALC), alc_target, "Dataset1_A", budget)
-    assert not ev.borrow(ev.run_file(first, "10% HQ", 1, ev.HSUP), target, "Dataset2_B", budget)  # other dataset
-    assert not ev.borrow(ev.run_file(first, "10% HQ", 1, ev.HSUP), target, "Dataset1_A", replace(budget, epochs=8))
+    assert not ev.borrow(ev.run_file(first, "10% HQ", 1, ev.ALC), alc_target, "10% HQ", "Dataset1_A", budget)
+    assert "nnUNetTrainerALC depends on the share" in capsys.readouterr().out
+    assert not ev.borrow(source, target, "10%_HQ", "Dataset2_B", replace(budget, epochs=8))  # same folder slug
+    assert ("its setting is '10% HQ'; its dataset is Dataset1_A; its budget differs in epochs"
+            in capsys.readouterr().out)
     monkeypatch.setenv("ALC_BETA", "0")  # a variable that reaches H-Sup too
-    assert not ev.borrow(ev.run_file(first, "10% HQ", 1, ev.HSUP), target, "Dataset1_A", budget)
+    assert not ev.borrow(source, target, "10% HQ", "Dataset1_A", budget)
+    assert "it was trained with the ALC settings {}" in capsys.readouterr().out
     assert not target.exists() and not alc_target.exists()
     monkeypatch.delenv("ALC_BETA")
-    assert ev.borrow(ev.run_file(first, "10% HQ", 1, ev.HSUP), target, "Dataset1_A", budget)
+    assert ev.borrow(source, target, "10% HQ", "Dataset1_A", budget)
     copied = json.loads(target.read_text())
-    assert copied["borrowed_from"] == str(ev.run_file(first, "10% HQ", 1, ev.HSUP))
-    ev.require_same_environment(target, ev.HSUP, {ev.SHARE: "1/6"})  # resumes at the new share
-    with pytest.raises(SystemExit, match="ALC_BETA"):
-        ev.require_same_environment(target, ev.HSUP, {ev.SHARE: "1/6", "ALC_BETA": "0"})
+    assert copied["borrowed_from"] == str(source) and copied["grid_alc_environment"] == {ev.SHARE: "1/6"}
+    ev.require_same_environment(target, {ev.SHARE: "1/6"})  # resumes at its grid's share, no other
+    for other in ({}, {ev.SHARE: "1/2"}):
+        with pytest.raises(SystemExit, match="belongs to a grid with the ALC settings"):
+            ev.require_same_environment(target, other)
+    ev.require_same_environment(source, {})
+    with pytest.raises(SystemExit, match="another --out"):  # a trained run: the settings it was trained with
+        ev.require_same_environment(source, {ev.SHARE: "1/6"})
+    third = ev.run_file(tmp_path / "third", "10% HQ", 1, ev.HSUP)  # borrowed again: still names who trained it
+    assert ev.borrow(target, third, "10% HQ", "Dataset1_A", budget)
+    assert json.loads(third.read_text())["borrowed_from"] == str(source)
     assert ev.borrowed_folders([copied, {"trainer": ev.ALC}]) == {first.as_posix(): 1}
     assert ev.borrowed_text({"borrowed": {"a/b": 4}}) == " (4 borrowed from `a/b`)"

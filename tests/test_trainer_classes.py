@@ -7,6 +7,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+from nnunetv2_alc.config import ALCConfig
 from nnunetv2_alc.label_correction import TeacherPasses
 from nnunetv2_alc.trainers.nnUNetTrainerALC import nnUNetTrainerALC
 from nnunetv2_alc.trainers.nnUNetTrainerALC_noLR import nnUNetTrainerALC_noLR
@@ -78,3 +79,15 @@ def test_flags_are_checked_when_a_variant_is_defined():
         type("nnUNetTrainerBadStock", (nnUNetTrainerStock,), {"config_defaults": {"num_pases": 2}})
     good = type("nnUNetTrainerGood", (nnUNetTrainerALC,), {"config_defaults": {"k": 0.25}})
     assert good.config_defaults == {"k": 0.25}
+
+
+@pytest.mark.parametrize("global_num_lq, expected", [(0, (6, 6)), (10, (2, 10))])
+def test_validation_batches_follow_the_share_only_for_trainers_with_lq_samples(global_num_lq, expected):
+    """H-Sup and HL-Sup (no LQ group in training) validate at the default share, whatever ALC_HQ_SHARE says."""
+    keys = ["h0", "h1", "l0", "l1", "l2"]
+    trainer = SimpleNamespace(label_quality={k: "HQ" if k[0] == "h" else "LQ" for k in keys}, fold="all",
+                              configuration_manager=SimpleNamespace(batch_size=12), global_num_lq=global_num_lq,
+                              alc=ALCConfig(hq_share=1 / 6), print_to_log_file=lambda *a, **k: None)
+    hq, lq, num_hq, num_lq = nnUNetTrainerALC._validation_composition(trainer, keys)
+    assert (hq, lq, (num_hq, num_lq)) == (["h0", "h1"], ["l0", "l1", "l2"], expected)
+    assert trainer.select_on_hq

@@ -16,6 +16,7 @@ the class flags below. Settings come from :class:`nnunetv2_alc.config.ALCConfig`
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from typing import List, Optional
 
 import numpy as np
@@ -37,7 +38,7 @@ from nnunetv2.utilities.helpers import dummy_context
 
 from nnunetv2_alc.batch_composition import HQLQDataLoader, few_hq_warning, foreground_plan, local_composition
 from nnunetv2_alc.clean_labels import build_clean_seg_cache, clean_label_files, label_agreement_counts
-from nnunetv2_alc.config import ALCConfigError
+from nnunetv2_alc.config import ALCConfig, ALCConfigError
 from nnunetv2_alc.dice import dice_from_counts, mean_present_dice
 from nnunetv2_alc.dropout import add_dropout
 from nnunetv2_alc.label_correction import TeacherPasses, WindowedSelector, consistency_loss, select_most_certain
@@ -256,7 +257,10 @@ class nnUNetTrainerALC(RunSettings, nnUNetTrainer):
 
         With HQ validation cases, nnU-Net's EMA pseudo Dice (which picks ``checkpoint_best``) is computed
         on them only, never against noisy labels, and every validation batch holds HQ samples (as many as
-        a training batch of ALC; all of them when the fold has no LQ validation case). Without HQ
+        a training batch of ALC; all of them when the fold has no LQ validation case). Trainers without LQ
+        training samples (H-Sup, HL-Sup) validate at the default share whatever ``hq_share`` says: the
+        share is no setting of theirs, and with ``nnUNet_n_proc_DA=0`` the validation loader draws from the
+        training loader's random stream, so it would change their training batches too. Without HQ
         validation cases it falls back to all validation cases, and the log says so.
         """
         hq_keys, lq_keys = split_by_quality(list(val_keys), self.label_quality)
@@ -271,7 +275,8 @@ class nnUNetTrainerALC(RunSettings, nnUNetTrainer):
         self.print_to_log_file(f"checkpoint_best is chosen by the EMA pseudo Dice of the {len(hq_keys)} HQ validation "
                                f"cases only ({len(lq_keys)} LQ validation cases are logged apart).",
                                also_print_to_console=True)
-        num_hq, num_lq = self.alc.batch_split(batch) if lq_keys and batch > 1 else (batch, 0)
+        share = self.alc if self.global_num_lq else replace(self.alc, hq_share=ALCConfig.hq_share)
+        num_hq, num_lq = share.batch_split(batch) if lq_keys and batch > 1 else (batch, 0)
         return hq_keys, lq_keys, num_hq, num_lq
 
     def _clean_label_folder(self, tr_keys) -> str | None:
