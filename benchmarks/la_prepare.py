@@ -45,7 +45,7 @@ PLANNED_BATCH = 2  # nnU-Net's planned 3d_fullres batch for LA; the *_b2 twins u
 # name -> (base configuration, spacing in mm, patch size, stages, features of the first and of the last stages, batch)
 CPU_CONFIGURATIONS = {
     "2d_cpu": ("2d", [1.5], [64, 80], 4, (8, 64), 12),
-    "3d_cpu": ("3d_fullres", [2.5], [24, 40, 48], 4, (8, 64), 6),
+    "3d_cpu": ("3d_fullres", [2.5], [24, 32, 40], 4, (8, 64), 4),
 }
 
 
