@@ -114,6 +114,11 @@ def dataset_name(names: dict, setting: str) -> str:
     return names[CEILING] if setting == CEILING else names[setting.split(" [")[0]]
 
 
+def run_budget(budget, seed: int, factor: int):
+    """The budget of one run of the grid: its training seed, ``factor`` times the epochs (the budget check)."""
+    return replace(budget, seed=seed, epochs=budget.epochs * factor)
+
+
 def run_one(bench: Bench, dataset_id: str, name: str, trainer: str, seed: int, work: Path, tag: str) -> dict:
     """Train, predict and score one model; returns what the run file holds."""
     results = work / "models" / f"seed{seed}{tag}"
@@ -372,7 +377,7 @@ def main() -> None:
             target = run_file(out, setting, seed, trainer)
             if not target.is_file():
                 borrow(run_file(Path(args.borrow_from), setting, seed, trainer), target, setting,
-                       dataset_name(names, setting), replace(budget, seed=seed, epochs=budget.epochs * factor))
+                       dataset_name(names, setting), run_budget(budget, seed, factor))
     start, planned_datasets, environment = time.monotonic(), set(), alc_environment()
     for setting, dataset_id, trainer, seed, factor in plan:
         target = run_file(out, setting, seed, trainer)
@@ -384,7 +389,7 @@ def main() -> None:
         if out_of_time(start, args.max_minutes):
             break
         name = dataset_name(names, setting)
-        run_bench = Bench(replace(budget, seed=seed, epochs=budget.epochs * factor), out, reuse=True)
+        run_bench = Bench(run_budget(budget, seed, factor), out, reuse=True)
         if name not in planned_datasets:
             run_bench.plan(dataset_id, name)
             planned_datasets.add(name)
