@@ -15,7 +15,10 @@ For every training case:
 The clean labels are kept in ``labelsTr_clean/`` (same file names). That folder is created from
 ``labelsTr`` on the first run only; every run corrupts from it, so running twice never corrupts twice.
 The manifest (``noise_manifest.csv`` and ``noise_manifest.json`` in the dataset folder) lists case,
-quality, operation, radius, radius_drawn, seed and the Dice of noisy vs clean label.
+quality, operation, radius, radius_drawn, seed, the Dice of noisy vs clean label and ``volume_ratio``,
+the noisy label's foreground voxels over the clean label's. A ball of radius r adds more voxels on
+dilation than it removes on erosion, so the paper's fair coin still biases the LQ labels towards
+too much foreground; the summary prints that bias beside the Dice (docs/noise_and_conversion.md).
 """
 
 from __future__ import annotations
@@ -59,7 +62,7 @@ from nnunetv2_alc.case_selection import HqList, add_hq_arguments, check_seed, de
 DEFAULT_RADIUS = (3, 15)
 MANIFEST_CSV = "noise_manifest.csv"
 MANIFEST_JSON = "noise_manifest.json"
-MANIFEST_FIELDS = ("case", "quality", "operation", "radius", "radius_drawn", "seed", "dice")
+MANIFEST_FIELDS = ("case", "quality", "operation", "radius", "radius_drawn", "seed", "dice", "volume_ratio")
 NO_OPERATION = "none"
 
 
@@ -171,7 +174,7 @@ def make_noisy_dataset(
         for case in tqdm(raw.training_cases, desc="noisy labels", unit="case", disable=not show_progress):
             clean_file = raw.clean_labels_dir / raw.label_name(case)
             row = {"case": case, "quality": tags[case], "operation": NO_OPERATION, "radius": 0, "radius_drawn": 0,
-                   "seed": seed, "dice": 1.0}
+                   "seed": seed, "dice": 1.0, "volume_ratio": 1.0}
             if tags[case] == HQ:
                 shutil.copy2(clean_file, new_labels / raw.label_name(case))
             else:
@@ -180,7 +183,8 @@ def make_noisy_dataset(
                 noisy, used = corrupt_label(clean, operation, drawn)
                 write_label(reader_writer, noisy, new_labels / raw.label_name(case), properties)
                 row.update(operation=operation, radius=used, radius_drawn=drawn,
-                           dice=round(label_dice(clean, noisy), 6))
+                           dice=round(label_dice(clean, noisy), 6),
+                           volume_ratio=round(foreground_volume_ratio(clean, noisy), 6))
             rows.append(row)
         _copy_other_files(raw, new_labels)
         write_text_atomic(raw.folder / MANIFEST_CSV, _manifest_csv(rows))
@@ -190,6 +194,15 @@ def make_noisy_dataset(
     return rows
 
 
+def foreground_volume_ratio(clean: np.ndarray, noisy: np.ndarray) -> float:
+    """Foreground (non-zero) voxels of ``noisy`` over those of ``clean``; 1.0 for an empty clean label.
+
+    Neither operation changes an empty label, so an empty clean label has an empty noisy one.
+    """
+    clean_voxels = np.count_nonzero(clean)
+    return float(np.count_nonzero(noisy) / clean_voxels) if clean_voxels else 1.0
+
+
 def mean_lq_dice(rows: list[dict]) -> float:
     """Mean Dice of the LQ cases' noisy labels to their clean ones over manifest rows (NaN without LQ rows)."""
     lq = [row["dice"] for row in rows if row["quality"] == LQ]
@@ -197,7 +210,7 @@ def mean_lq_dice(rows: list[dict]) -> float:
 
 
 def summarize(rows: list[dict]) -> str:
-    """Multi-line summary of manifest rows: counts, operations, mean Dice of noisy vs clean labels."""
+    """Multi-line summary of manifest rows: counts, operations, mean Dice and volume ratio of noisy vs clean labels."""
     tags = {row["case"]: row["quality"] for row in rows}
     lq = [row for row in rows if row["quality"] == LQ]
     counts = ", ".join(f"{sum(row['operation'] == op for row in lq)} {op}" for op in OPERATIONS)
@@ -208,6 +221,11 @@ def summarize(rows: list[dict]) -> str:
         f"Mean Dice noisy vs clean: LQ {mean_lq_dice(rows):.4f}, "
         f"all {np.mean([row['dice'] for row in rows]):.4f}",
     ]
+    if lq:
+        ratios = {op: [row["volume_ratio"] for row in lq if row["operation"] == op] for op in OPERATIONS}
+        by_operation = ", ".join(f"{op} {np.mean(values):.2f}" for op, values in ratios.items() if values)
+        lines.append(f"LQ foreground volume noisy / clean: mean {np.mean([row['volume_ratio'] for row in lq]):.2f} "
+                     f"({by_operation})")
     return "\n".join(lines)
 
 

@@ -37,7 +37,8 @@ def test_background_false_positives_over_folders(tmp_path):
     write(tmp_path / "exact", "case_0", exact)
     results = background_false_positives(str(tmp_path / "ref"), {"everywhere": str(tmp_path / "everywhere"),
                                                                   "exact": str(tmp_path / "exact")})
-    assert results["everywhere"] == {"organ_free_slices": 3, "marked": 3, "rate": 1.0, "volume_ratio": 36.0}
+    assert results["everywhere"] == {"organ_free_slices": 3, "marked": 3, "rate": 1.0, "volume_ratio": 36.0,
+                                     "volume_ratios": {"case_0": 36.0}}
     assert results["exact"]["rate"] == 0.0 and results["exact"]["volume_ratio"] == 1.0
     table = format_background_table(results)
     assert "| everywhere | 100.0 % (3 of 3) | 36.00 |" in table
@@ -50,4 +51,4 @@ def test_missing_prediction_is_named(tmp_path):
         background_false_positives(str(tmp_path / "ref"), {"m": str(tmp_path / "empty")})
     write(tmp_path / "pred", "case_0", np.zeros((2, 3, 3), np.uint8))
     result = background_false_positives(str(tmp_path / "ref"), {"m": str(tmp_path / "pred")})["m"]
-    assert result["rate"] == 0.0 and math.isnan(result["volume_ratio"])
+    assert result["rate"] == 0.0 and math.isnan(result["volume_ratio"]) and result["volume_ratios"] == {}

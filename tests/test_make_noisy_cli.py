@@ -19,7 +19,7 @@ from conversion_fixtures import (
 from nnunetv2_alc.label_quality import LABEL_QUALITY_KEY
 from noise_generation import perturb_mask
 from noise_generation.make_noisy import main as make_noisy_main
-from noise_generation.make_noisy import make_noisy_dataset
+from noise_generation.make_noisy import foreground_volume_ratio, make_noisy_dataset, summarize
 from noise_generation.tag import main as tag_main
 from noise_generation.tag import tag_dataset
 
@@ -43,10 +43,14 @@ def test_make_noisy_corrupts_lq_cases_as_recorded_and_keeps_clean_copies(nnunet_
         assert row["quality"] == tags[row["case"]] and row["seed"] == 5
         if row["quality"] == "HQ":
             assert row["operation"] == "none" and np.array_equal(noisy[row["case"]], clean)
+            assert row["volume_ratio"] == 1.0
         else:
             assert row["operation"] in ("dilate", "erode") and 1 <= row["radius_drawn"] <= 4
             assert np.array_equal(noisy[row["case"]], perturb_mask(clean, row["operation"], row["radius"]))
             assert row["dice"] < 1.0
+            ratio = (noisy[row["case"]] > 0).sum() / (clean > 0).sum()
+            assert row["volume_ratio"] == pytest.approx(ratio, abs=1e-6)
+            assert ratio > 1 if row["operation"] == "dilate" else ratio < 1
     with open(folder / "noise_manifest.csv", newline="") as handle:
         assert [r["case"] for r in csv.DictReader(handle)] == [r["case"] for r in rows]
     assert json.loads((folder / "noise_manifest.json").read_text())["cases"] == rows
@@ -150,6 +154,7 @@ def test_installed_entry_points_run(nnunet_env, tmp_path):
     made = run_entry_point("nnUNetv2_alc_make_noisy", "-d", "18", "--radius", "1", "3", "--seed", "2", env=nnunet_env)
     assert made.returncode == 0, made.stderr
     assert "Cases: 4 training cases: 2 HQ, 2 LQ" in made.stdout and "Mean Dice noisy vs clean: LQ" in made.stdout
+    assert "LQ foreground volume noisy / clean: mean" in made.stdout
     assert "noisy labels" in made.stderr  # the progress bar
     tags = json.loads((folder / "dataset.json").read_text())[LABEL_QUALITY_KEY]
     assert tags == {"toy_000": "HQ", "toy_001": "LQ", "toy_002": "LQ", "toy_003": "HQ"}
@@ -157,3 +162,18 @@ def test_installed_entry_points_run(nnunet_env, tmp_path):
     failed = run_entry_point("nnUNetv2_alc_make_noisy", "-d", "18", "--hq-count", "4", env=nnunet_env)
     assert failed.returncode == 2 and "Traceback" not in failed.stderr
     assert failed.stderr.strip().count("\n") == 0 and "leaves no LQ case" in failed.stderr
+
+
+def test_summary_reports_the_volume_bias_of_the_lq_labels():
+    def row(case, quality, operation, dice, ratio):
+        return {"case": case, "quality": quality, "operation": operation, "radius": 3, "radius_drawn": 3,
+                "seed": 0, "dice": dice, "volume_ratio": ratio}
+    rows = [row("a", "HQ", "none", 1.0, 1.0), row("b", "LQ", "dilate", 0.6, 2.0), row("c", "LQ", "dilate", 0.5, 3.0),
+            row("d", "LQ", "erode", 0.7, 0.4)]
+    assert summarize(rows).splitlines()[-1] == "LQ foreground volume noisy / clean: mean 1.80 (dilate 2.50, erode 0.40)"
+    assert "volume" not in summarize(rows[:1])  # no LQ case, no bias line
+    empty = np.zeros((3, 4), dtype=np.uint8)
+    assert foreground_volume_ratio(empty, empty) == 1.0
+    clean = empty.copy()
+    clean[1, 1:3] = 1
+    assert foreground_volume_ratio(clean, perturb_mask(clean, "dilate", 1)) == pytest.approx(8 / 2)

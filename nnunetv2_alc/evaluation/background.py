@@ -30,7 +30,8 @@ def background_false_positives(reference_folder: str, prediction_folders: Mappin
 
     ``rate`` is marked / organ-free slices over all cases (NaN without organ-free slices);
     ``volume_ratio`` the mean over cases of predicted / reference foreground voxels (cases with a
-    reference foreground only).
+    reference foreground only), and ``volume_ratios`` those per case: a mean can come from one or two
+    cases where the prediction leaks into a neighbouring structure.
     """
     case_format = detect_case_format(reference_folder)
     cases = list_cases(reference_folder, case_format.file_ending)
@@ -40,16 +41,17 @@ def background_false_positives(reference_folder: str, prediction_folders: Mappin
     for method, folder in prediction_folders.items():
         match_cases(cases, folder, case_format.file_ending)
         free = marked = 0
-        ratios = []
+        ratios = {}
         for case, reference in references.items():
             prediction = read_segmentation(os.path.join(folder, case + case_format.file_ending), case_format.reader)[0]
             case_free, case_marked = organ_free_slices(reference, prediction)
             free, marked = free + case_free, marked + case_marked
             if (reference > 0).any():
-                ratios.append(float((prediction > 0).sum() / (reference > 0).sum()))
+                ratios[case] = float((prediction > 0).sum() / (reference > 0).sum())
         results[method] = {"organ_free_slices": free, "marked": marked,
                            "rate": marked / free if free else float("nan"),
-                           "volume_ratio": float(np.mean(ratios)) if ratios else float("nan")}
+                           "volume_ratio": float(np.mean(list(ratios.values()))) if ratios else float("nan"),
+                           "volume_ratios": ratios}
     return results
 
 
