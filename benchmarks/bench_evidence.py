@@ -6,9 +6,10 @@ ceiling is trained per seed too: stock nnU-Net on a twin of the first setting's 
 training label is the clean one (``--ceiling-id``). One extra H-Sup run with twice the epochs
 (``--budget-check``) shows whether H-Sup is limited by its data or by the budget.
 
-Resumable: each finished run writes ``<out>/runs/<setting>/seed<k>/<trainer>.json`` (per-case metrics and
-the curves logged during training) and is skipped when that file exists; ``--max-minutes`` stops
-starting new runs after that long, so the grid runs in pieces across sessions. ``--report-only`` only
+Resumable: each finished run writes ``<out>/runs/<setting>/seed<k>/<trainer>.json`` (per-case metrics, the
+foreground it predicts where the clean test label has none, and the curves logged during training) and is
+skipped when that file exists; ``--max-minutes`` stops starting new runs after that long, so the grid runs
+in pieces across sessions. ``--report-only`` only
 rebuilds the tables from the finished runs. A grid run at another batch share (``ALC_HQ_SHARE``, own
 ``--out``) takes the runs that share does not reach (:data:`SHARE_FREE`: ceiling, H-Sup, HL-Sup, stock)
 from a finished grid with ``--borrow-from`` instead of training them again. The report is rewritten after
@@ -49,6 +50,7 @@ from scipy.stats import wilcoxon  # noqa: E402
 
 from nnunetv2_alc.atomic_write import atomic_folder, write_text_atomic  # noqa: E402
 from nnunetv2_alc.evaluation import evaluate_folders  # noqa: E402
+from nnunetv2_alc.evaluation.background import background_false_positives  # noqa: E402
 from nnunetv2_alc.progress import ALC_KEYS  # noqa: E402
 from nnunetv2_alc.raw_dataset import CLEAN_LABELS_TR, DATASET_JSON, LABELS_TR  # noqa: E402
 from nnunetv2_alc.refinement_diagnostics import SELECTION_CHECK_KEYS  # noqa: E402
@@ -124,15 +126,15 @@ def run_one(bench: Bench, dataset_id: str, name: str, trainer: str, seed: int, w
     results = work / "models" / f"seed{seed}{tag}"
     predictions = work / "predictions" / name / f"seed{seed}{tag}" / trainer
     timing = bench.train_and_predict(dataset_id, name, trainer, predictions, tag=f"seed{seed}{tag}", results=results)
-    label = display_name(trainer)
-    evaluation = evaluate_folders(str(bench.raw / name / "labelsTs"), {label: str(predictions)}, num_processes=2,
-                                  show_progress=False)
+    label, references = display_name(trainer), str(bench.raw / name / "labelsTs")
+    evaluation = evaluate_folders(references, {label: str(predictions)}, num_processes=2, show_progress=False)
     per_case = {case: {k: float(np.mean([m[k] for m in labels.values()])) for k in METRIC_KEYS}
                 for case, labels in evaluation["methods"][label]["per_case"].items()}
     checkpoint = Path(timing["model"]) / "checkpoint_final.pth"
     return {"trainer": trainer, "method": label, "dataset": name, "seed": seed, "budget": bench.budget.record(),
             "seconds": timing["seconds"], "per_case": per_case, "curves": logged_curves(checkpoint, CURVE_KEYS),
-            "empty_predictions": all(v["dice"] == 0 for v in per_case.values())}
+            "empty_predictions": all(v["dice"] == 0 for v in per_case.values()),
+            "background": background_false_positives(references, {label: str(predictions)})[label]}
 
 
 def plan_runs(settings: dict, ceiling: str | None, seeds: list[int], trainers: list[str], budget_check: bool):
@@ -176,7 +178,7 @@ def summarise(runs: list[dict]) -> dict:
             per_seed = {k: [float(np.mean([c[k] for c in r["per_case"].values()])) for r in seeds]
                         for k in METRIC_KEYS}
             rows[method] = {"seeds": sorted(r["seed"] for r in seeds), "per_seed": per_seed,
-                            "empty": all(r["empty_predictions"] for r in seeds),
+                            "empty": all(r["empty_predictions"] for r in seeds), "background": background(seeds),
                             "pairs": {f"{r['seed']}/{case}": v["dice"] for r in seeds
                                       for case, v in r["per_case"].items()}}
         alc = rows.get(display_name(ALC))
@@ -184,6 +186,22 @@ def summarise(runs: list[dict]) -> dict:
             row["alc_minus"] = paired(alc["pairs"], row["pairs"]) if alc and method != display_name(ALC) else None
         summary[setting] = rows
     return summary
+
+
+def background(seeds: list[dict]) -> dict | None:
+    """Foreground where the clean test label has none, over a method's runs (None if a run lacks the counts).
+
+    ``organ_free_marked``: marked / organ-free test slices over all runs; ``volume_ratio``: predicted / true
+    foreground volume, mean and median over (seed, test case) pairs (one leaking case moves only the mean).
+    """
+    if not all("background" in r for r in seeds):
+        return None
+    counts = [r["background"] for r in seeds]
+    ratios = [v for c in counts for v in c["volume_ratios"].values()]
+    free = sum(c["organ_free_slices"] for c in counts)
+    return {"organ_free_marked": sum(c["marked"] for c in counts) / free if free else math.nan,
+            "volume_ratio": float(np.mean(ratios)) if ratios else math.nan,
+            "volume_ratio_median": float(np.median(ratios)) if ratios else math.nan}
 
 
 def selection_summary(runs: list[dict]) -> dict:
@@ -275,6 +293,7 @@ def markdown(report: dict) -> list[str]:
             lines.append(f"| {method} | {seeds} | {fmt(row['per_seed']['dice'], 100)} | "
                          f"{fmt(row['per_seed']['jaccard'], 100)} | {fmt(row['per_seed']['hd95'])} | "
                          f"{fmt(row['per_seed']['asd'])} | {vs} |")
+        lines += background_lines(rows)
         selection = report["selection"].get(setting)
         if selection:
             lines += ["", f"ALC's LQ labels on its training patches, mean of the last {TAIL} epochs and of the seeds "
@@ -293,6 +312,20 @@ def markdown(report: dict) -> list[str]:
         if setting in report.get("paper", {}):
             lines += paper_lines(rows, report["paper"][setting])
         lines.append("")
+    return lines
+
+
+def background_lines(rows: dict) -> list[str]:
+    """The table of :func:`background` for the methods whose runs have it; nothing if none has."""
+    counted = {method: row["background"] for method, row in rows.items() if row.get("background")}
+    if not counted:
+        return []
+    lines = ["", "Foreground where the clean test label has none: the share of organ-free test slices a method "
+             "marks (over seeds and cases), and predicted / true foreground volume over the (seed, test case) "
+             "pairs:", "", "| Method | organ-free slices marked | volume ratio, mean | volume ratio, median |",
+             "|---|---:|---:|---:|"]
+    lines += [f"| {method} | {100 * b['organ_free_marked']:.1f} % | {b['volume_ratio']:.2f} | "
+              f"{b['volume_ratio_median']:.2f} |" for method, b in counted.items()]
     return lines
 
 

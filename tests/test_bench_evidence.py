@@ -62,10 +62,15 @@ def test_paired_difference_and_wilcoxon_against_scipy():
     assert ev.paired({"0/a": 0.5}, {"1/a": 0.5}) == {"n": 0}
 
 
-def _run(trainer, seed, dice, setting="s"):
+def _run(trainer, seed, dice, setting="s", ratios=None):
     per_case = {f"c{i}": {"dice": d, "jaccard": d / 2, "hd95": 1.0, "asd": 0.5} for i, d in enumerate(dice)}
-    return {"trainer": trainer, "method": ev.display_name(trainer), "seed": seed, "setting": setting,
-            "per_case": per_case, "empty_predictions": all(d == 0 for d in dice), "curves": {}}
+    run = {"trainer": trainer, "method": ev.display_name(trainer), "seed": seed, "setting": setting,
+           "per_case": per_case, "empty_predictions": all(d == 0 for d in dice), "curves": {}}
+    if ratios is not None:  # background counts as run_one records them: 10 organ-free slices, `seed` marked
+        run["background"] = {"organ_free_slices": 10, "marked": seed, "rate": seed / 10,
+                             "volume_ratio": float(np.mean(ratios)),
+                             "volume_ratios": {f"c{i}": r for i, r in enumerate(ratios)}}
+    return run
 
 
 def test_summary_orders_methods_flags_empty_models_and_pairs_with_alc():
@@ -82,6 +87,19 @@ def test_summary_orders_methods_flags_empty_models_and_pairs_with_alc():
     table = "\n".join(ev.markdown(report))
     assert "| Mean Teacher | 0 | empty on every test case |" in table
     assert "| H-Sup | 0,1 | 65.00 ± 0.00 |" in table and "clean-label ceiling not measured yet" in table
+
+
+def test_background_pools_slices_and_cases_over_seeds_and_is_left_out_when_a_run_lacks_it():
+    runs = [_run(ev.ALC, 1, [0.8, 0.9], ratios=[1.0, 5.0]), _run(ev.ALC, 3, [0.7, 0.9], ratios=[1.2, 0.9]),
+            _run(ev.HSUP, 0, [0.6, 0.7], ratios=[1.0, 1.0]), _run(ev.HSUP, 1, [0.5, 0.8])]
+    summary = ev.summarise(runs)["s"]
+    alc = summary["ALC (ours)"]["background"]
+    # 4 of 20 organ-free slices marked; ratios over the 4 (seed, case) pairs: mean 2.025, median 1.1
+    assert alc == pytest.approx({"organ_free_marked": 0.2, "volume_ratio": 2.025, "volume_ratio_median": 1.1})
+    assert summary["H-Sup"]["background"] is None  # its seed-1 run was made before runs counted it
+    lines = "\n".join(ev.background_lines(summary))
+    assert "| ALC (ours) | 20.0 % | 2.02 | 1.10 |" in lines and "| H-Sup |" not in lines
+    assert ev.background_lines(ev.summarise(runs[3:])["s"]) == []
 
 
 def test_gap_closed_and_the_paper_rows_beside_ours():

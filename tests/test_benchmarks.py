@@ -208,7 +208,8 @@ def test_evidence_grid_runs_resumes_and_tests_paired(workspace):
     assert len(alc["curves"]["selection_oracle_agreement"]) == 1 and len(alc["per_case"]) == 2
     table = (out / "evidence.md").read_text()
     assert "clean-label ceiling not measured yet" in table and "| ALC - method |" in table
-    assert "agreement with oracle" in table
+    assert "agreement with oracle" in table and "| ALC (ours) |" in table.split("organ-free slices marked")[1]
+    assert set(alc["background"]["volume_ratios"]) == set(alc["per_case"])
     assert (out / "dice_by_seed.png").is_file() and (out / "label_correction.png").is_file()
     again = bench("bench_evidence.py", args, env)  # resumes: every run is done, nothing trains
     assert "== " not in again.stdout and "Runs finished: 2 of 2" in again.stdout
