@@ -8,13 +8,12 @@ training label is the clean one (``--ceiling-id``). One extra H-Sup run with twi
 
 Resumable: each finished run writes ``<out>/runs/<setting>/seed<k>/<trainer>.json`` (per-case metrics, the
 foreground it predicts where the clean test label has none, and the curves logged during training) and is
-skipped when that file exists; ``--max-minutes`` stops starting new runs after that long, so the grid runs
-in pieces across sessions. ``--report-only`` only
-rebuilds the tables from the finished runs. A grid run at another batch share (``ALC_HQ_SHARE``, own
-``--out``) takes the runs that share does not reach (:data:`SHARE_FREE`: ceiling, H-Sup, HL-Sup, stock)
-from a finished grid with ``--borrow-from`` instead of training them again. The report is rewritten after
-every run: ``evidence.md`` (tables), ``evidence.json`` (everything) and ``dice_by_seed.png`` /
-``label_correction.png``.
+skipped when that file exists; ``--max-minutes`` stops starting new runs after that long, so the grid runs in
+pieces across sessions. ``--report-only`` only rebuilds the tables from the finished runs. A grid run at
+another batch share (``ALC_HQ_SHARE``, own ``--out``) takes the runs that share does not reach
+(:data:`SHARE_FREE`: ceiling, H-Sup, HL-Sup, stock) from a finished grid with ``--borrow-from`` instead of
+training them again. The report is rewritten after every run: ``evidence.md`` (tables), ``evidence.json``
+(everything) and ``dice_by_seed.png`` / ``label_correction.png``.
 
     nnUNetv2_alc_synthetic -d 971 --kind regime2d --hq-fraction 0.1 --seed 0
     nnUNetv2_alc_synthetic -d 972 --kind regime2d --hq-fraction 0.2 --seed 0
