@@ -49,7 +49,7 @@ from scipy.stats import wilcoxon  # noqa: E402
 
 from nnunetv2_alc.atomic_write import atomic_folder, write_text_atomic  # noqa: E402
 from nnunetv2_alc.evaluation import evaluate_folders  # noqa: E402
-from nnunetv2_alc.evaluation.background import background_false_positives  # noqa: E402
+from nnunetv2_alc.evaluation.background import background_false_positives, format_count  # noqa: E402
 from nnunetv2_alc.progress import ALC_KEYS  # noqa: E402
 from nnunetv2_alc.raw_dataset import CLEAN_LABELS_TR, DATASET_JSON, LABELS_TR  # noqa: E402
 from nnunetv2_alc.refinement_diagnostics import SELECTION_CHECK_KEYS  # noqa: E402
@@ -120,20 +120,49 @@ def run_budget(budget, seed: int, factor: int):
     return replace(budget, seed=seed, epochs=budget.epochs * factor)
 
 
+def predictions_folder(work: Path, name: str, seed: int, tag: str, trainer: str) -> Path:
+    """Where a run of the grid leaves its test predictions."""
+    return work / "predictions" / name / f"seed{seed}{tag}" / trainer
+
+
+def score(references: str, predictions: Path) -> tuple[dict, dict]:
+    """Per-case metrics (means over the foreground labels) and the background counts of a prediction folder."""
+    evaluation = evaluate_folders(references, {"run": str(predictions)}, num_processes=2, show_progress=False)
+    per_case = {case: {k: float(np.mean([m[k] for m in labels.values()])) for k in METRIC_KEYS}
+                for case, labels in evaluation["methods"]["run"]["per_case"].items()}
+    return per_case, background_false_positives(references, {"run": str(predictions)})["run"]
+
+
 def run_one(bench: Bench, dataset_id: str, name: str, trainer: str, seed: int, work: Path, tag: str) -> dict:
     """Train, predict and score one model; returns what the run file holds."""
     results = work / "models" / f"seed{seed}{tag}"
-    predictions = work / "predictions" / name / f"seed{seed}{tag}" / trainer
+    predictions = predictions_folder(work, name, seed, tag, trainer)
     timing = bench.train_and_predict(dataset_id, name, trainer, predictions, tag=f"seed{seed}{tag}", results=results)
-    label, references = display_name(trainer), str(bench.raw / name / "labelsTs")
-    evaluation = evaluate_folders(references, {label: str(predictions)}, num_processes=2, show_progress=False)
-    per_case = {case: {k: float(np.mean([m[k] for m in labels.values()])) for k in METRIC_KEYS}
-                for case, labels in evaluation["methods"][label]["per_case"].items()}
+    per_case, counts = score(str(bench.raw / name / "labelsTs"), predictions)
     checkpoint = Path(timing["model"]) / "checkpoint_final.pth"
-    return {"trainer": trainer, "method": label, "dataset": name, "seed": seed, "budget": bench.budget.record(),
-            "seconds": timing["seconds"], "per_case": per_case, "curves": logged_curves(checkpoint, CURVE_KEYS),
-            "empty_predictions": all(v["dice"] == 0 for v in per_case.values()),
-            "background": background_false_positives(references, {label: str(predictions)})[label]}
+    return {"trainer": trainer, "method": display_name(trainer), "dataset": name, "seed": seed,
+            "budget": bench.budget.record(), "seconds": timing["seconds"], "per_case": per_case,
+            "curves": logged_curves(checkpoint, CURVE_KEYS),
+            "empty_predictions": all(v["dice"] == 0 for v in per_case.values()), "background": counts}
+
+
+def add_background(target: Path, work: Path, raw: Path, tag: str) -> None:
+    """Give a finished run made before runs recorded their background counts those of its saved predictions.
+
+    Only where this grid's ``--work`` still holds predictions of exactly the run's test cases; a borrowed
+    run's predictions are in the grid that trained it, so it keeps none.
+    """
+    run = json.loads(target.read_text())
+    predictions = predictions_folder(work, run["dataset"], run["seed"], tag, run["trainer"])
+    if "background" in run or "borrowed_from" in run or not predictions.is_dir():
+        return
+    try:
+        counts = background_false_positives(str(raw / run["dataset"] / "labelsTs"), {"run": str(predictions)})["run"]
+    except ValueError as error:  # a prediction is missing: leave the run as it is
+        print(f"{target}: background not counted: {error}", flush=True)
+        return
+    if set(counts["volume_ratios"]) <= set(run["per_case"]):
+        write_text_atomic(target, json.dumps(run | {"background": counts}, indent=1))
 
 
 def plan_runs(settings: dict, ceiling: str | None, seeds: list[int], trainers: list[str], budget_check: bool):
@@ -188,17 +217,20 @@ def summarise(runs: list[dict]) -> dict:
 
 
 def background(seeds: list[dict]) -> dict | None:
-    """Foreground where the clean test label has none, over a method's runs (None if a run lacks the counts).
+    """Foreground where the clean test label has none, over a method's runs that counted it (None if none did).
 
-    ``organ_free_marked``: marked / organ-free test slices over all runs; ``volume_ratio``: predicted / true
-    foreground volume, mean and median over (seed, test case) pairs (one leaking case moves only the mean).
+    ``seeds``: the runs counted; ``organ_free_marked``: marked / organ-free test slices over them;
+    ``volume_ratio``: predicted / true foreground volume, mean and median over their (seed, test case) pairs
+    with a reference foreground (one leaking case moves only the mean).
     """
-    if not all("background" in r for r in seeds):
+    counted = [r for r in seeds if "background" in r]
+    if not counted:
         return None
-    counts = [r["background"] for r in seeds]
+    counts = [r["background"] for r in counted]
     ratios = [v for c in counts for v in c["volume_ratios"].values()]
     free = sum(c["organ_free_slices"] for c in counts)
-    return {"organ_free_marked": sum(c["marked"] for c in counts) / free if free else math.nan,
+    return {"seeds": sorted(r["seed"] for r in counted),
+            "organ_free_marked": sum(c["marked"] for c in counts) / free if free else math.nan,
             "volume_ratio": float(np.mean(ratios)) if ratios else math.nan,
             "volume_ratio_median": float(np.median(ratios)) if ratios else math.nan}
 
@@ -320,12 +352,16 @@ def background_lines(rows: dict) -> list[str]:
     if not counted:
         return []
     lines = ["", "Foreground where the clean test label has none: the share of organ-free test slices a method "
-             "marks (over seeds and cases), and predicted / true foreground volume over the (seed, test case) "
-             "pairs:", "", "| Method | organ-free slices marked | volume ratio, mean | volume ratio, median |",
-             "|---|---:|---:|---:|"]
-    lines += [f"| {method} | {100 * b['organ_free_marked']:.1f} % | {b['volume_ratio']:.2f} | "
-              f"{b['volume_ratio_median']:.2f} |" for method, b in counted.items()]
+             "marks (over seeds and cases; none in single-slice data), and predicted / true foreground volume over "
+             "the (seed, test case) pairs:", "",
+             "| Method | seeds | organ-free slices marked | volume ratio, mean | volume ratio, median |",
+             "|---|---|---:|---:|---:|"]
+    for method, b in counted.items():
+        marked = format_count(100 * b["organ_free_marked"], " %", 1)
+        lines.append(f"| {method} | {','.join(map(str, b['seeds']))} | {marked} | {format_count(b['volume_ratio'])} | "
+                     f"{format_count(b['volume_ratio_median'])} |")
     return lines
+
 
 
 def plot(report: dict, runs: list[dict], out: Path) -> None:
@@ -412,9 +448,10 @@ def main() -> None:
                        dataset_name(names, setting), run_budget(budget, seed, factor))
     start, planned_datasets, environment = time.monotonic(), set(), alc_environment()
     for setting, dataset_id, trainer, seed, factor in plan:
-        target = run_file(out, setting, seed, trainer)
+        target, tag = run_file(out, setting, seed, trainer), "" if factor == 1 else f"_x{factor}"
         if target.is_file():
             require_same_environment(target, environment)
+            add_background(target, work, bench.raw, tag)
             continue
         if args.report_only:
             continue
@@ -426,7 +463,6 @@ def main() -> None:
             run_bench.plan(dataset_id, name)
             planned_datasets.add(name)
         print(f"\n== {setting}, seed {seed}: {display_name(trainer)}", flush=True)
-        tag = "" if factor == 1 else f"_x{factor}"
         result = run_one(run_bench, dataset_id, name, trainer, seed, work, tag) | {"setting": setting}
         target.parent.mkdir(parents=True, exist_ok=True)
         write_text_atomic(target, json.dumps(result, indent=1))

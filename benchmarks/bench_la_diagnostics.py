@@ -40,13 +40,11 @@ import matplotlib
 matplotlib.use("agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-from bench_evidence import CURVE_KEYS, METRIC_KEYS, fmt, lq_label_dice, paired  # noqa: E402
+from bench_evidence import CURVE_KEYS, METRIC_KEYS, fmt, lq_label_dice, paired, score  # noqa: E402
 from harness import (Bench, add_budget_arguments, add_resume_arguments, budget_from_args, logged_curves,  # noqa: E402
                      out_of_time, require_added_configuration, tail_means, work_folder, write_report)
 
 from nnunetv2_alc.atomic_write import write_text_atomic  # noqa: E402
-from nnunetv2_alc.evaluation import evaluate_folders  # noqa: E402
-from nnunetv2_alc.evaluation.background import background_false_positives  # noqa: E402
 
 HSUP, STOCK, MT, ALC, ORACLE = ("nnUNetTrainerHSup", "nnUNetTrainerStock", "nnUNetTrainerMeanTeacher",
                                 "nnUNetTrainerALC", "nnUNetTrainerALC_oracle")
@@ -159,11 +157,7 @@ def run_one(bench: Bench, row: Row, dataset_id: str, name: str, seed: int, work:
     predictions = work / "predictions" / row.key / budget_tag(bench.budget, row)
     timing = bench.train_and_predict(dataset_id, name, row.trainer, predictions, tag=f"{row.key}_seed{seed}",
                                      settings=row.settings, results=results)
-    references = str(bench.raw / name / "labelsTs")
-    evaluation = evaluate_folders(references, {row.key: str(predictions)}, num_processes=2, show_progress=False)
-    per_case = {case: {k: float(np.mean([m[k] for m in labels.values()])) for k in METRIC_KEYS}
-                for case, labels in evaluation["methods"][row.key]["per_case"].items()}
-    background = background_false_positives(references, {row.key: str(predictions)})[row.key]
+    per_case, background = score(str(bench.raw / name / "labelsTs"), predictions)
     budget = bench.budget
     return {"row": row.key, "label": row.label, "trainer": row.trainer, "settings": row.settings, "seed": seed,
             "dataset": name, "budget": budget.record(), "iterations": budget.epochs * budget.iterations,

@@ -52,3 +52,4 @@ def test_missing_prediction_is_named(tmp_path):
     write(tmp_path / "pred", "case_0", np.zeros((2, 3, 3), np.uint8))
     result = background_false_positives(str(tmp_path / "ref"), {"m": str(tmp_path / "pred")})["m"]
     assert result["rate"] == 0.0 and math.isnan(result["volume_ratio"]) and result["volume_ratios"] == {}
+    assert "| m | 0.0 % (0 of 2) | – |" in format_background_table({"m": result})  # no foreground: no ratio

@@ -13,6 +13,7 @@ from dataclasses import replace
 import bench_evidence as ev  # benchmarks/, on sys.path through conftest.py
 import numpy as np
 import pytest
+import SimpleITK as sitk
 from harness import Budget
 from scipy.stats import wilcoxon
 
@@ -89,17 +90,47 @@ def test_summary_orders_methods_flags_empty_models_and_pairs_with_alc():
     assert "| H-Sup | 0,1 | 65.00 ± 0.00 |" in table and "clean-label ceiling not measured yet" in table
 
 
-def test_background_pools_slices_and_cases_over_seeds_and_is_left_out_when_a_run_lacks_it():
-    runs = [_run(ev.ALC, 1, [0.8, 0.9], ratios=[1.0, 5.0]), _run(ev.ALC, 3, [0.7, 0.9], ratios=[1.2, 0.9]),
-            _run(ev.HSUP, 0, [0.6, 0.7], ratios=[1.0, 1.0]), _run(ev.HSUP, 1, [0.5, 0.8])]
+def test_background_pools_slices_and_cases_over_the_runs_that_counted_them():
+    runs = [_run(ev.ALC, 1, [0.8, 0.9], ratios=[1.0, 5.0]), _run(ev.ALC, 3, [0.7, 0.9, 0.9], ratios=[1.2, 0.9, 1.0]),
+            _run(ev.HSUP, 0, [0.6, 0.7], ratios=[1.0, 1.1]), _run(ev.HSUP, 1, [0.5, 0.8]),
+            _run("nnUNetTrainerMeanTeacher", 0, [0.6, 0.7])]
     summary = ev.summarise(runs)["s"]
-    alc = summary["ALC (ours)"]["background"]
-    # 4 of 20 organ-free slices marked; ratios over the 4 (seed, case) pairs: mean 2.025, median 1.1
-    assert alc == pytest.approx({"organ_free_marked": 0.2, "volume_ratio": 2.025, "volume_ratio_median": 1.1})
-    assert summary["H-Sup"]["background"] is None  # its seed-1 run was made before runs counted it
+    # 4 of 20 organ-free slices marked; ratios pooled over the 5 (seed, case) pairs: mean 1.82, median 1.0
+    # (the mean of the two runs' means would be 2.02)
+    assert summary["ALC (ours)"]["background"] == pytest.approx(
+        {"seeds": [1, 3], "organ_free_marked": 0.2, "volume_ratio": 1.82, "volume_ratio_median": 1.0})
+    assert summary["H-Sup"]["background"]["seeds"] == [0]  # its seed-1 run was made before runs counted it
+    assert summary["Mean Teacher"]["background"] is None
     lines = "\n".join(ev.background_lines(summary))
-    assert "| ALC (ours) | 20.0 % | 2.02 | 1.10 |" in lines and "| H-Sup |" not in lines
-    assert ev.background_lines(ev.summarise(runs[3:])["s"]) == []
+    assert "| ALC (ours) | 1,3 | 20.0 % | 1.82 | 1.00 |" in lines and "| H-Sup | 0 | 0.0 % | 1.05 | 1.05 |" in lines
+    assert "| Mean Teacher |" not in lines and ev.background_lines(ev.summarise(runs[4:])["s"]) == []
+    single_slice = _run(ev.ALC, 0, [0.8], ratios=[1.5])
+    single_slice["background"] |= {"organ_free_slices": 0, "marked": 0}  # 2d data of one slice a case
+    assert "| ALC (ours) | 0 | – | 1.50 | 1.50 |" in "\n".join(ev.background_lines(ev.summarise([single_slice])["s"]))
+
+
+def test_runs_made_before_the_counts_get_them_from_their_saved_predictions(tmp_path):
+    reference = np.zeros((3, 4, 4), np.uint8)
+    reference[1, 1:3, 1:3] = 1  # 4 voxels on slice 1
+    prediction = reference.copy()
+    prediction[0, 0, 0] = 1  # one voxel on an organ-free slice
+    raw, work = tmp_path / "raw", tmp_path / "work"
+    folders = {"ref": raw / "D" / "labelsTs", "pred": ev.predictions_folder(work, "D", 0, "", ev.ALC)}
+    for key, array in (("ref", reference), ("pred", prediction)):
+        folders[key].mkdir(parents=True)
+        sitk.WriteImage(sitk.GetImageFromArray(array), str(folders[key] / "c0.nii.gz"))
+    old = _run(ev.ALC, 0, [0.9]) | {"dataset": "D"}
+    old["per_case"] = {"c0": old["per_case"]["c0"]}
+    target, borrowed = tmp_path / "run.json", tmp_path / "borrowed.json"
+    target.write_text(json.dumps(old))
+    borrowed.write_text(json.dumps(old | {"borrowed_from": "elsewhere"}))
+    for run in (target, borrowed):
+        ev.add_background(run, work, raw, "")
+    counts = json.loads(target.read_text())["background"]
+    assert counts["marked"] == 1 and counts["organ_free_slices"] == 2 and counts["volume_ratios"] == {"c0": 1.25}
+    assert "background" not in json.loads(borrowed.read_text())  # its predictions are in the grid that trained it
+    ev.add_background(target, tmp_path / "elsewhere", raw, "")  # no predictions there: the file is kept as it is
+    assert json.loads(target.read_text())["background"] == counts
 
 
 def test_gap_closed_and_the_paper_rows_beside_ours():

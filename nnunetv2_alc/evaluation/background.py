@@ -8,6 +8,7 @@ nnU-Net's 2d configuration slices along when its plans do not transpose the data
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Mapping
 
@@ -55,10 +56,16 @@ def background_false_positives(reference_folder: str, prediction_folders: Mappin
     return results
 
 
+def format_count(value: float, unit: str = "", digits: int = 2) -> str:
+    """``value`` with ``digits`` decimals and ``unit``; a dash for NaN (nothing to count, e.g. no organ-free
+    slice in single-slice data)."""
+    return f"{value:.{digits}f}{unit}" if math.isfinite(value) else "–"
+
+
 def format_background_table(results: Mapping[str, dict]) -> str:
     """Markdown table of :func:`background_false_positives`."""
     lines = ["| Method | organ-free slices with foreground | predicted / true volume |", "|---|---:|---:|"]
     for method, r in results.items():
-        lines.append(f"| {method} | {100 * r['rate']:.1f} % ({r['marked']} of {r['organ_free_slices']}) | "
-                     f"{r['volume_ratio']:.2f} |")
+        lines.append(f"| {method} | {format_count(100 * r['rate'], ' %', 1)} ({r['marked']} of "
+                     f"{r['organ_free_slices']}) | {format_count(r['volume_ratio'])} |")
     return "\n".join(lines)
