@@ -363,7 +363,6 @@ def background_lines(rows: dict) -> list[str]:
     return lines
 
 
-
 def plot(report: dict, runs: list[dict], out: Path) -> None:
     settings = [s for s in report["summary"] if s != CEILING]
     if not settings:

@@ -56,6 +56,7 @@ from nnunetv2_alc.raw_dataset import (
 from nnunetv2_alc.input_errors import InputDataError
 from nnunetv2_alc.cli_runner import run_cli
 from nnunetv2_alc.dice import label_dice  # the manifest's Dice; also imported from here
+from nnunetv2_alc.label_volume import foreground_volume_ratio
 from noise_generation.morphology import OPERATIONS, largest_nonempty_erosion_radius, perturb_mask
 from nnunetv2_alc.case_selection import HqList, add_hq_arguments, check_seed, describe_tags, has_hq_choice, select_hq
 
@@ -192,15 +193,6 @@ def make_noisy_dataset(
         raw.dataset_json[LABEL_QUALITY_KEY] = tags
         raw.save_dataset_json()
     return rows
-
-
-def foreground_volume_ratio(clean: np.ndarray, noisy: np.ndarray) -> float:
-    """Foreground (non-zero) voxels of ``noisy`` over those of ``clean``; 1.0 for an empty clean label.
-
-    Neither operation changes an empty label, so an empty clean label has an empty noisy one.
-    """
-    clean_voxels = np.count_nonzero(clean)
-    return float(np.count_nonzero(noisy) / clean_voxels) if clean_voxels else 1.0
 
 
 def mean_lq_dice(rows: list[dict]) -> float:

@@ -17,9 +17,10 @@ from conversion_fixtures import (
 )
 
 from nnunetv2_alc.label_quality import LABEL_QUALITY_KEY
+from nnunetv2_alc.label_volume import foreground_volume_ratio
 from noise_generation import perturb_mask
 from noise_generation.make_noisy import main as make_noisy_main
-from noise_generation.make_noisy import foreground_volume_ratio, make_noisy_dataset, summarize
+from noise_generation.make_noisy import make_noisy_dataset, summarize
 from noise_generation.tag import main as tag_main
 from noise_generation.tag import tag_dataset
 

@@ -15,6 +15,7 @@ from typing import Mapping
 import numpy as np
 
 from nnunetv2_alc.evaluation.cases import detect_case_format, list_cases, match_cases, read_segmentation
+from nnunetv2_alc.label_volume import foreground_volume_ratio
 
 
 def organ_free_slices(reference: np.ndarray, prediction: np.ndarray) -> tuple[int, int]:
@@ -48,7 +49,7 @@ def background_false_positives(reference_folder: str, prediction_folders: Mappin
             case_free, case_marked = organ_free_slices(reference, prediction)
             free, marked = free + case_free, marked + case_marked
             if (reference > 0).any():
-                ratios[case] = float((prediction > 0).sum() / (reference > 0).sum())
+                ratios[case] = foreground_volume_ratio(reference, prediction)
         results[method] = {"organ_free_slices": free, "marked": marked,
                            "rate": marked / free if free else float("nan"),
                            "volume_ratio": float(np.mean(list(ratios.values()))) if ratios else float("nan"),
