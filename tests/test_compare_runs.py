@@ -1,4 +1,4 @@
-"""benchmarks/compare_runs.py: before/after Dice of two accuracy reports, paired per case."""
+"""benchmarks/compare_runs.py: before/after Dice of two accuracy reports or two evidence grids, paired per case."""
 
 from __future__ import annotations
 
@@ -28,8 +28,9 @@ def test_paired_difference_per_method(tmp_path):
     after = report({"ALC": [0.6, 0.8, 0.7], "New": [0.9, 0.9, 0.9]})
     result = run(tmp_path, before, after, "--setting", "10%", "--out", str(tmp_path / "cmp.md"))
     assert result.returncode == 0, result.stderr
-    # before 60 ± 8.16, after 70 ± 8.16 (population std); differences +10, +20, 0 -> +10 ± 10 (sample std)
-    assert "| ALC | 60.00 ± 8.16 | 70.00 ± 8.16 | +10.00 ± 10.00 |" in result.stdout
+    # before 60 ± 8.16, after 70 ± 8.16 (population std); differences +10, +20, 0 -> +10 ± 10 (sample std), 2 of
+    # 3 better; Wilcoxon on (+10, +20, 0) drops the zero: exact p of two positive ranks = 0.5
+    assert "| ALC | 3 | 60.00 ± 8.16 | 70.00 ± 8.16 | +10.00 ± 10.00 | 2/3 | 0.5 |" in result.stdout
     assert "Gone" not in result.stdout and "New" not in result.stdout
     assert "| ALC |" in (tmp_path / "cmp.md").read_text()
 
@@ -40,3 +41,36 @@ def test_bad_input_is_named(tmp_path):
     other = report({"ALC": [0.5] * 2}, cases=("a", "x"))
     result = run(tmp_path, report({"ALC": [0.5] * 3}), other, "--setting", "10%")
     assert result.returncode != 0 and "different test cases" in result.stderr
+
+
+def grid(folder: Path, dice_by_seed: dict[int, dict[str, list[float]]], cases=("a", "b")) -> Path:
+    """A bench_evidence.py --out folder holding run files of setting "10% HQ" (slug 10__HQ)."""
+    for seed, methods in dice_by_seed.items():
+        for method, values in methods.items():
+            path = folder / "runs" / "10__HQ" / f"seed{seed}" / f"{method}.json"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps({"method": method, "seed": seed,
+                                        "per_case": {c: {"dice": d} for c, d in zip(cases, values)}}))
+    return folder
+
+
+def test_grids_pair_the_seeds_and_cases_both_finished(tmp_path):
+    before = grid(tmp_path / "before", {0: {"ALC": [0.8, 0.9], "H-Sup": [0.7, 0.7]}, 1: {"ALC": [0.6, 0.7]}})
+    after = grid(tmp_path / "after", {0: {"ALC": [0.7, 0.85]}})
+    result = subprocess.run([sys.executable, str(SCRIPT), str(before), str(after), "--setting", "10% HQ"],
+                            capture_output=True, encoding="utf-8")
+    assert result.returncode == 0, result.stderr
+    # seed 1 is in before only: pairs (0, a), (0, b); differences -10, -5 -> -7.50 ± 3.54, after better on none
+    assert "| ALC | 2 | 85.00 ± 5.00 | 77.50 ± 7.50 | -7.50 ± 3.54 | 0/2 | 0.5 |" in result.stdout
+    assert "H-Sup" not in result.stdout
+
+
+def test_grid_input_errors_are_named(tmp_path):
+    before = grid(tmp_path / "before", {0: {"ALC": [0.8, 0.9]}})
+    (tmp_path / "report.json").write_text(json.dumps(report({"ALC": [0.5] * 3})))
+    for other, message in [(tmp_path / "report.json", "not one of each"),
+                           (tmp_path / "missing", "does not exist"),
+                           (tmp_path, "no finished run of setting '10% HQ'")]:
+        result = subprocess.run([sys.executable, str(SCRIPT), str(before), str(other), "--setting", "10% HQ"],
+                                capture_output=True, encoding="utf-8")
+        assert result.returncode != 0 and message in result.stderr, (other, result.stderr)
