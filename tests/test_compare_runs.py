@@ -16,11 +16,14 @@ def report(dice_by_method: dict[str, list[float]], cases=("a", "b", "c")) -> dic
     return {"settings": {"10%": {"evaluation": {"cases": list(cases), "methods": methods}}}}
 
 
+def cli(*args):
+    return subprocess.run([sys.executable, str(SCRIPT), *map(str, args)], capture_output=True, encoding="utf-8")
+
+
 def run(tmp_path, before, after, *extra):
     (tmp_path / "before.json").write_text(json.dumps(before))
     (tmp_path / "after.json").write_text(json.dumps(after))
-    return subprocess.run([sys.executable, str(SCRIPT), str(tmp_path / "before.json"), str(tmp_path / "after.json"),
-                           *extra], capture_output=True, encoding="utf-8")
+    return cli(tmp_path / "before.json", tmp_path / "after.json", *extra)
 
 
 def test_paired_difference_per_method(tmp_path):
@@ -57,8 +60,7 @@ def grid(folder: Path, dice_by_seed: dict[int, dict[str, list[float]]], cases=("
 def test_grids_pair_the_seeds_and_cases_both_finished(tmp_path):
     before = grid(tmp_path / "before", {0: {"ALC": [0.8, 0.9], "H-Sup": [0.7, 0.7]}, 1: {"ALC": [0.6, 0.7]}})
     after = grid(tmp_path / "after", {0: {"ALC": [0.7, 0.85]}})
-    result = subprocess.run([sys.executable, str(SCRIPT), str(before), str(after), "--setting", "10% HQ"],
-                            capture_output=True, encoding="utf-8")
+    result = cli(before, after, "--setting", "10% HQ")
     assert result.returncode == 0, result.stderr
     # seed 1 is in before only: pairs (0, a), (0, b); differences -10, -5 -> -7.50 ± 3.54, after better on none
     assert "| ALC | 2 | 85.00 ± 5.00 | 77.50 ± 7.50 | -7.50 ± 3.54 | 0/2 | 0.5 |" in result.stdout
@@ -71,6 +73,5 @@ def test_grid_input_errors_are_named(tmp_path):
     for other, message in [(tmp_path / "report.json", "not one of each"),
                            (tmp_path / "missing", "does not exist"),
                            (tmp_path, "no finished run of setting '10% HQ'")]:
-        result = subprocess.run([sys.executable, str(SCRIPT), str(before), str(other), "--setting", "10% HQ"],
-                                capture_output=True, encoding="utf-8")
+        result = cli(before, other, "--setting", "10% HQ")
         assert result.returncode != 0 and message in result.stderr, (other, result.stderr)
