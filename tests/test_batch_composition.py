@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from nnunetv2.utilities.label_handling.label_handling import LabelManager
 
-from nnunetv2_alc.batch_composition import (HQLQDataLoader, few_hq_warning, foreground_plan, group_foreground_plan,
+from nnunetv2_alc.batch_composition import (HQLQDataLoader, composition_warning, foreground_plan, group_foreground_plan,
                                              local_composition, rank_slice)
 
 
@@ -28,13 +28,17 @@ def test_local_composition_puts_lq_first():
     assert sum(lq for lq, _ in per_rank) == 19 and sum(hq for _, hq in per_rank) == 5
 
 
-@pytest.mark.parametrize("num_hq, num_lq, warned", [(2, 10, True), (1, 3, True), (4, 20, True), (6, 6, False),
-                                                    (2, 3, False), (1, 1, False), (1, 2, False), (4, 0, False)])
-def test_few_hq_samples_a_step_are_warned_about(num_hq, num_lq, warned):
-    warning = few_hq_warning(num_hq, num_lq)
-    assert (warning is not None) == warned
-    if warned:
+@pytest.mark.parametrize("num_hq, num_lq, warned", [(2, 10, "few HQ"), (1, 3, "few HQ"), (4, 20, "few HQ"),
+                                                    (0, 1, "few HQ"), (1, 1, "one each"), (6, 6, None),
+                                                    (2, 3, None), (2, 2, None), (1, 2, None), (2, 1, None),
+                                                    (4, 0, None), (1, 0, None)])
+def test_weak_compositions_are_warned_about(num_hq, num_lq, warned):
+    warning = composition_warning(num_hq, num_lq)
+    assert (warning is not None) == (warned is not None)
+    if warned == "few HQ":
         assert f"only {num_hq} of the {num_hq + num_lq} samples" in warning and "ALC_HQ_SHARE=0.5" in warning
+    if warned == "one each":
+        assert "1 HQ + 1 LQ" in warning and "batch_size" in warning and "ALC_HQ_SHARE" not in warning
 
 
 class Identifiers:

@@ -36,7 +36,7 @@ from nnunetv2.utilities.default_n_proc_DA import get_allowed_n_proc_DA
 from nnunetv2.paths import nnUNet_raw
 from nnunetv2.utilities.helpers import dummy_context
 
-from nnunetv2_alc.batch_composition import HQLQDataLoader, few_hq_warning, foreground_plan, local_composition
+from nnunetv2_alc.batch_composition import HQLQDataLoader, composition_warning, foreground_plan, local_composition
 from nnunetv2_alc.clean_labels import build_clean_seg_cache, clean_label_files, label_agreement_counts
 from nnunetv2_alc.config import ALCConfig, ALCConfigError
 from nnunetv2_alc.dice import dice_from_counts, mean_present_dice
@@ -133,7 +133,7 @@ class nnUNetTrainerALC(RunSettings, nnUNetTrainer):
             f"selection: {mode if self.select_lq and self.global_num_lq else 'off'}; teacher: {teacher}; "
             f"dropout: {self.alc.dropout_placement} p={self.alc.dropout_p} at {dropout_points} points (training only)",
             also_print_to_console=True)
-        warning = few_hq_warning(self.global_num_hq, self.global_num_lq)
+        warning = composition_warning(self.global_num_hq, self.global_num_lq)
         if warning:
             self.print_to_log_file(warning, also_print_to_console=True)
 
