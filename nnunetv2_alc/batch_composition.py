@@ -53,8 +53,8 @@ def composition_warning(num_hq: int, num_lq: int) -> Optional[str]:
         return (f"WARNING: each batch holds {num_hq} HQ + {num_lq} LQ sample. On real data (Left Atrium) ALC at a "
                 "batch of 1 HQ + 1 LQ was no better than H-Sup in Dice and marked foreground on most organ-free "
                 "slices, where at 6 HQ + 6 LQ it was 2.6 points above H-Sup (docs/method.md, \"Data and "
-                "batches\"). If memory allows, train a configuration with a larger batch_size (README, \"Which "
-                "trainer to pick\").")
+                "batches\"). If memory allows, train a configuration with a larger batch_size (README, \"First, the "
+                "batch\").")
     return None
 
 
