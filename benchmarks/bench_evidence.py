@@ -105,9 +105,13 @@ def lq_label_dice(raw: Path, name: str) -> float:
     return mean_lq_dice(json.loads(manifest.read_text())["cases"])
 
 
+def setting_folder(out: Path, setting: str) -> Path:
+    """Where a grid keeps the run files of ``setting``: one ``seed<N>`` folder per training seed."""
+    return out / "runs" / "".join(c if c.isalnum() else "_" for c in setting)
+
+
 def run_file(out: Path, setting: str, seed: int, trainer: str) -> Path:
-    slug = "".join(c if c.isalnum() else "_" for c in setting)
-    return out / "runs" / slug / f"seed{seed}" / f"{trainer}.json"
+    return setting_folder(out, setting) / f"seed{seed}" / f"{trainer}.json"
 
 
 def dataset_name(names: dict, setting: str) -> str:

@@ -23,7 +23,7 @@ import json
 from pathlib import Path
 
 import numpy as np
-from bench_evidence import paired, run_file
+from bench_evidence import paired, setting_folder
 from harness import write_report
 
 
@@ -39,7 +39,7 @@ def report_dice(path: Path, setting: str) -> dict[str, dict]:
 
 def grid_dice(folder: Path, setting: str) -> dict[str, dict]:
     """Per method of a ``bench_evidence.py`` grid: Dice per (training seed, test case) of ``setting``."""
-    runs = sorted(run_file(folder, setting, 0, "any").parents[1].glob("seed*/*.json"))
+    runs = sorted(setting_folder(folder, setting).glob("seed*/*.json"))
     if not runs:
         raise SystemExit(f"{folder} has no finished run of setting {setting!r}: give a bench_evidence.py --out "
                          "folder and one of its settings (the names of its evidence.md headings)")
