@@ -48,6 +48,7 @@ from nnunetv2_alc.atomic_write import write_text_atomic  # noqa: E402
 
 HSUP, STOCK, MT, ALC, ORACLE = ("nnUNetTrainerHSup", "nnUNetTrainerStock", "nnUNetTrainerMeanTeacher",
                                 "nnUNetTrainerALC", "nnUNetTrainerALC_oracle")
+HQ_FORCED, HSUP_SAMPLE_DICE = "nnUNetTrainerALC_hqforced", "nnUNetTrainerHSup_sampleDice"
 BATCH2 = "_b2"  # configuration suffix of la_prepare.py's twin configuration at nnU-Net's planned batch (2)
 TAIL = 5  # epochs averaged for the label-correction columns
 LABEL_KEYS = ("label_dice_noisy", "label_dice_refined", "label_dice_refined_selected", "selection_oracle_agreement")
@@ -106,6 +107,17 @@ ROWS = (  # in the order they run: the causes first, then the budget, the weight
     Row("alc_alpha1_x4", "ALC, hq_share 1/2, alpha 1, 4x iterations", ALC, {**HALF, "alpha": 1}, factor=4),
     Row("stock_mild_x4", "HL-Sup (stock), milder noise, 4x iterations", STOCK, mild=True, factor=4),
     Row("alc_hq05_mild_x4", "ALC, hq_share 1/2, milder noise, 4x iterations", ALC, HALF, mild=True, factor=4),
+    # what makes ALC at batch 2 mark organ-free slices: its one HQ sample a step (alone, forced, or H-Sup's two
+    # samples without the batch Dice that couples them), L_c alone, or the LQ labels
+    Row("alc_lambda0_b2", "ALC at batch 2, LQ terms off (lambda_max 0), 6x iterations", ALC,
+        {**PAPER, "lambda_max": 0}, batch2=True, factor=6),
+    Row("mt_b2", "Mean Teacher at batch 2, 6x iterations", MT, PAPER, batch2=True, factor=6),
+    Row("alc_beta0_b2", "ALC at batch 2, beta 0, 6x iterations", ALC, {**PAPER, "beta": 0}, batch2=True, factor=6),
+    Row("alc_b2_hqf", "ALC at batch 2, HQ sample forced, 6x iterations", HQ_FORCED, PAPER, batch2=True, factor=6),
+    Row("alc_lambda0_b2_hqf", "ALC at batch 2, LQ terms off, HQ sample forced, 6x iterations", HQ_FORCED,
+        {**PAPER, "lambda_max": 0}, batch2=True, factor=6),
+    Row("hsup_b2_sampledice", "H-Sup at batch 2, Dice per sample, 6x iterations", HSUP_SAMPLE_DICE, HALF,
+        batch2=True, factor=6),
 )
 # every row is compared with both, pair by pair; the milder twin has the same split, tags and validation cases, so
 # its rows pair too (their "- ALC" is the effect of the milder noise)

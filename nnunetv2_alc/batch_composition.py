@@ -35,26 +35,28 @@ def local_composition(num_hq: int, num_lq: int, world_size: int = 1, rank: int =
     return int((~layout).sum()), int(layout.sum())
 
 
-def composition_warning(num_hq: int, num_lq: int) -> Optional[str]:
+def composition_warning(num_hq: int, num_lq: int, batch_dice: bool) -> Optional[str]:
     """The warning for a batch composition on which ALC was measured weak on the Left Atrium, None otherwise.
 
     Fewer than half as many HQ as LQ samples a step (e.g. the paper's 2 + 10): ALC's HQ term sees far fewer
     trusted samples than H-Sup at the same batch and iterations, which cost several Dice points. One LQ and
-    at most one HQ sample a step (nnU-Net's planned batch of 2): ALC ended level with H-Sup in Dice, marked
-    foreground on most organ-free slices and had larger boundary distances, where at 6 HQ + 6 LQ it was
-    above H-Sup (docs/method.md, "Data and batches").
+    at most one HQ sample a step (nnU-Net's planned batch of 2) with nnU-Net's Dice over the batch
+    (``batch_dice``, its choice for 2d): the HQ term's Dice then covers one patch, so a patch without
+    foreground no longer pays in it for the foreground it predicts; ALC ended level with H-Sup in Dice and
+    marked foreground on most organ-free slices. Without batch Dice (nnU-Net's 3d configurations) ALC at
+    1 + 1 was not weak (docs/method.md, "Data and batches").
     """
     if num_lq and 2 * num_hq < num_lq:
         return (f"WARNING: only {num_hq} of the {num_hq + num_lq} samples of each batch are HQ. On real data (Left "
                 "Atrium) this kind of composition ended several Dice points below H-Sup and below half the batch "
                 "HQ, at the same iterations (docs/method.md, \"Data and batches\"). ALC_HQ_SHARE=0.5, the default, "
                 "gives the HQ cases half of each batch.")
-    if num_lq == 1 and num_hq <= 1:
-        return (f"WARNING: each batch holds {num_hq} HQ + {num_lq} LQ sample. On real data (Left Atrium) ALC at a "
-                "batch of 1 HQ + 1 LQ was no better than H-Sup in Dice and marked foreground on most organ-free "
-                "slices, where at 6 HQ + 6 LQ it was 2.6 points above H-Sup (docs/method.md, \"Data and "
-                "batches\"). If memory allows, train a configuration with a larger batch_size (README, \"First, the "
-                "batch\").")
+    if num_lq == 1 and num_hq <= 1 and batch_dice:
+        return (f"WARNING: each batch holds {num_hq} HQ + {num_lq} LQ sample and this configuration computes the Dice "
+                "over the batch (batch_dice). On real data (Left Atrium, 2d) ALC at such a batch was no better than "
+                "H-Sup in Dice and marked foreground on most organ-free slices, where at 6 HQ + 6 LQ it was 2.6 "
+                "points above H-Sup (docs/method.md, \"Data and batches\"). If memory allows, train a configuration "
+                "with a larger batch_size (README, \"First, the batch\").")
     return None
 
 

@@ -22,8 +22,9 @@ PREFIX = "nnUNetTrainer"
 # baselines, the stock nnU-Net reference, ablations, then ALC: the row order of every table
 BENCHMARK_TRAINERS = ("nnUNetTrainerHSup", "nnUNetTrainerHLSup", "nnUNetTrainerStock", "nnUNetTrainerMeanTeacher",
                       "nnUNetTrainerALC_noLS", "nnUNetTrainerALC_noLR", "nnUNetTrainerALC")
-# diagnostics, not methods a user would pick: they need the clean training labels (labelsTr_clean/)
-DIAGNOSTIC_TRAINERS = ("nnUNetTrainerALC_oracle",)
+# diagnostics, not methods a user would pick: the oracle needs the clean training labels (labelsTr_clean/), the
+# other two take apart what ALC's batch of 1 HQ + 1 LQ does (docs/method.md, "Data and batches")
+DIAGNOSTIC_TRAINERS = ("nnUNetTrainerALC_oracle", "nnUNetTrainerALC_hqforced", "nnUNetTrainerHSup_sampleDice")
 
 
 class TrainerRegistryError(TypeError):

@@ -32,13 +32,17 @@ def test_local_composition_puts_lq_first():
                                                     (0, 1, "few HQ"), (1, 1, "one each"), (6, 6, None),
                                                     (2, 3, None), (2, 2, None), (1, 2, None), (2, 1, None),
                                                     (4, 0, None), (1, 0, None)])
-def test_weak_compositions_are_warned_about(num_hq, num_lq, warned):
-    warning = composition_warning(num_hq, num_lq)
+@pytest.mark.parametrize("batch_dice", [True, False])
+def test_weak_compositions_are_warned_about(num_hq, num_lq, warned, batch_dice):
+    warning = composition_warning(num_hq, num_lq, batch_dice)
+    if warned == "one each" and not batch_dice:  # measured weak only with the Dice over the batch
+        warned = None
     assert (warning is not None) == (warned is not None)
     if warned == "few HQ":
         assert f"only {num_hq} of the {num_hq + num_lq} samples" in warning and "ALC_HQ_SHARE=0.5" in warning
     if warned == "one each":
-        assert "1 HQ + 1 LQ" in warning and "batch_size" in warning and "ALC_HQ_SHARE" not in warning
+        assert "1 HQ + 1 LQ" in warning and "batch_dice" in warning and "batch_size" in warning
+        assert "ALC_HQ_SHARE" not in warning
 
 
 class Identifiers:

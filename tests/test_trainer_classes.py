@@ -6,13 +6,20 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from nnunetv2.training.loss.compound_losses import DC_and_CE_loss
+from nnunetv2.training.loss.deep_supervision import DeepSupervisionWrapper
+from nnunetv2.training.loss.dice import MemoryEfficientSoftDiceLoss
 
+from nnunetv2_alc.batch_composition import foreground_plan
 from nnunetv2_alc.config import ALCConfig
 from nnunetv2_alc.label_correction import TeacherPasses
 from nnunetv2_alc.trainers.nnUNetTrainerALC import nnUNetTrainerALC
+from nnunetv2_alc.trainers.nnUNetTrainerALC_hqforced import nnUNetTrainerALC_hqforced
 from nnunetv2_alc.trainers.nnUNetTrainerALC_noLR import nnUNetTrainerALC_noLR
 from nnunetv2_alc.trainers.nnUNetTrainerALC_noLS import nnUNetTrainerALC_noLS
 from nnunetv2_alc.trainers.nnUNetTrainerALC_oracle import nnUNetTrainerALC_oracle
+from nnunetv2_alc.trainers.nnUNetTrainerHSup import nnUNetTrainerHSup
+from nnunetv2_alc.trainers.nnUNetTrainerHSup_sampleDice import nnUNetTrainerHSup_sampleDice
 from nnunetv2_alc.trainers.nnUNetTrainerMeanTeacher import nnUNetTrainerMeanTeacher
 from nnunetv2_alc.trainers.nnUNetTrainerStock import nnUNetTrainerStock
 
@@ -91,3 +98,33 @@ def test_validation_batches_follow_the_share_only_for_trainers_with_lq_samples(g
     hq, lq, num_hq, num_lq = nnUNetTrainerALC._validation_composition(trainer, keys)
     assert (hq, lq, (num_hq, num_lq)) == (["h0", "h1"], ["l0", "l1", "l2"], expected)
     assert trainer.select_on_hq
+
+
+def batch_dice_loss() -> DeepSupervisionWrapper:
+    """nnU-Net's Dice+CE as its 2d configurations build it (batch Dice), one deep-supervision scale."""
+    return DeepSupervisionWrapper(DC_and_CE_loss({"batch_dice": True, "smooth": 1e-5, "do_bg": False, "ddp": False},
+                                                 {}, weight_ce=1, weight_dice=1, ignore_label=None,
+                                                 dice_class=MemoryEfficientSoftDiceLoss), [1.0])
+
+
+def test_sample_dice_variant_averages_the_loss_of_each_sample(monkeypatch):
+    """The diagnostic H-Sup's loss is nnU-Net's Dice+CE of each sample on its own, averaged: no batch Dice."""
+    monkeypatch.setattr(nnUNetTrainerHSup, "_build_loss", lambda self: batch_dice_loss())
+    loss = nnUNetTrainerHSup_sampleDice._build_loss(object.__new__(nnUNetTrainerHSup_sampleDice))
+    rng = torch.Generator().manual_seed(0)
+    output = torch.randn(2, 2, 6, 6, generator=rng, dtype=torch.float64)
+    target = torch.zeros(2, 1, 6, 6, dtype=torch.float64)
+    target[1, 0, 1:4, 2:5] = 1  # sample 0 holds no foreground
+    per_sample = torch.stack([loss([output[i:i + 1]], [target[i:i + 1]]) for i in range(2)]).mean()
+    assert torch.allclose(loss([output], [target]), per_sample)
+    assert not torch.allclose(batch_dice_loss()([output], [target]), per_sample)
+
+
+@pytest.mark.parametrize("num_hq, num_lq, expected", [(1, 1, [None, True]), (2, 2, [False, True, False, True])])
+def test_hq_forced_variant_forces_a_lone_hq_sample_only(monkeypatch, num_hq, num_lq, expected):
+    planned = foreground_plan(num_hq, num_lq, 0.33)
+    monkeypatch.setattr(nnUNetTrainerALC, "_composed_loader", lambda self, *args: SimpleNamespace(plan=list(planned)))
+    trainer = object.__new__(nnUNetTrainerALC_hqforced)
+    trainer.is_ddp = False
+    loader = nnUNetTrainerALC_hqforced._composed_loader(trainer, None, None, [], [], num_hq, num_lq, None)
+    assert loader.plan == expected

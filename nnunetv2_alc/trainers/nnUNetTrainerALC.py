@@ -133,7 +133,7 @@ class nnUNetTrainerALC(RunSettings, nnUNetTrainer):
             f"selection: {mode if self.select_lq and self.global_num_lq else 'off'}; teacher: {teacher}; "
             f"dropout: {self.alc.dropout_placement} p={self.alc.dropout_p} at {dropout_points} points (training only)",
             also_print_to_console=True)
-        warning = composition_warning(self.global_num_hq, self.global_num_lq)
+        warning = composition_warning(self.global_num_hq, self.global_num_lq, self.configuration_manager.batch_dice)
         if warning:
             self.print_to_log_file(warning, also_print_to_console=True)
 
@@ -155,7 +155,7 @@ class nnUNetTrainerALC(RunSettings, nnUNetTrainer):
         """
         loss = super()._build_loss()
         inner = loss.loss if isinstance(loss, DeepSupervisionWrapper) else loss
-        dice = getattr(inner.dc, "_orig_mod", inner.dc)
+        dice = dice_part(loss)
         for owner, name in ((inner, "weight_ce"), (inner, "weight_dice"), (dice, "ddp")):
             if not hasattr(owner, name):
                 raise RuntimeError(f"nnU-Net's {type(owner).__name__} has no attribute {name!r}: this nnunetv2 version "
@@ -592,6 +592,12 @@ class nnUNetTrainerALC(RunSettings, nnUNetTrainer):
         self.selector.load_state_dict(state["selector"])
         if self.teacher is not None and state["teacher"] is not None:
             self.teacher.load_state_dict(state["teacher"])
+
+
+def dice_part(loss):
+    """The Dice module inside nnU-Net's (deep-supervised, possibly compiled) Dice+CE loss."""
+    inner = loss.loss if isinstance(loss, DeepSupervisionWrapper) else loss
+    return getattr(inner.dc, "_orig_mod", inner.dc)
 
 
 def teacher_checkpoint_name(checkpoint_file: str) -> str:
