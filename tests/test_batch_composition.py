@@ -29,20 +29,28 @@ def test_local_composition_puts_lq_first():
 
 
 @pytest.mark.parametrize("num_hq, num_lq, warned", [(2, 10, "few HQ"), (1, 3, "few HQ"), (4, 20, "few HQ"),
-                                                    (0, 1, "few HQ"), (1, 1, "one each"), (6, 6, None),
-                                                    (2, 3, None), (2, 2, None), (1, 2, None), (2, 1, None),
+                                                    (0, 1, "few HQ"), (1, 1, "lone HQ"), (1, 2, "lone HQ"),
+                                                    (6, 6, None), (2, 3, None), (2, 2, None), (2, 1, None),
                                                     (4, 0, None), (1, 0, None)])
 @pytest.mark.parametrize("batch_dice", [True, False])
 def test_weak_compositions_are_warned_about(num_hq, num_lq, warned, batch_dice):
     warning = composition_warning(num_hq, num_lq, batch_dice)
-    if warned == "one each" and not batch_dice:  # measured weak only with the Dice over the batch
+    if warned == "lone HQ" and not batch_dice:  # weak only with the Dice over the batch
         warned = None
     assert (warning is not None) == (warned is not None)
     if warned == "few HQ":
         assert f"only {num_hq} of the {num_hq + num_lq} samples" in warning and "ALC_HQ_SHARE=0.5" in warning
-    if warned == "one each":
-        assert "1 HQ + 1 LQ" in warning and "batch_dice" in warning and "batch_size" in warning
-        assert "ALC_HQ_SHARE" not in warning
+    if warned == "lone HQ":
+        assert f"{num_hq} HQ + {num_lq} LQ" in warning and "batch_dice" in warning and "batch_size" in warning
+        assert "ALC_HQ_SHARE" not in warning and "GPU" not in warning
+
+
+def test_a_lone_hq_sample_on_one_gpu_is_warned_about():
+    """Each GPU computes its own Dice: 2 HQ + 2 LQ on 4 GPUs leaves one HQ sample on two of them."""
+    assert composition_warning(2, 2, True) is None
+    assert "one sample on some GPU" in composition_warning(2, 2, True, world_size=4)
+    assert composition_warning(2, 2, True, world_size=2) is None  # [LQ, LQ] and [HQ, HQ]
+    assert composition_warning(2, 2, False, world_size=4) is None
 
 
 class Identifiers:

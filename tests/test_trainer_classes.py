@@ -120,11 +120,13 @@ def test_sample_dice_variant_averages_the_loss_of_each_sample(monkeypatch):
     assert not torch.allclose(batch_dice_loss()([output], [target]), per_sample)
 
 
-@pytest.mark.parametrize("num_hq, num_lq, expected", [(1, 1, [None, True]), (2, 2, [False, True, False, True])])
-def test_hq_forced_variant_forces_a_lone_hq_sample_only(monkeypatch, num_hq, num_lq, expected):
-    planned = foreground_plan(num_hq, num_lq, 0.33)
+@pytest.mark.parametrize("num_hq, num_lq, world, rank, expected", [
+    (1, 1, 1, 0, [None, True]), (2, 2, 1, 0, [False, True, False, True]), (1, 2, 1, 0, [False, True, None]),
+    (1, 1, 2, 0, [None]), (1, 1, 2, 1, [True])])
+def test_hq_forced_variant_forces_a_lone_hq_sample_only(monkeypatch, num_hq, num_lq, world, rank, expected):
+    planned = foreground_plan(num_hq, num_lq, 0.33, world_size=world, rank=rank)
     monkeypatch.setattr(nnUNetTrainerALC, "_composed_loader", lambda self, *args: SimpleNamespace(plan=list(planned)))
     trainer = object.__new__(nnUNetTrainerALC_hqforced)
-    trainer.is_ddp = False
+    trainer._world = lambda: (world, rank)
     loader = nnUNetTrainerALC_hqforced._composed_loader(trainer, None, None, [], [], num_hq, num_lq, None)
     assert loader.plan == expected

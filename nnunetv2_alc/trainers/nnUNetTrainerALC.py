@@ -133,7 +133,8 @@ class nnUNetTrainerALC(RunSettings, nnUNetTrainer):
             f"selection: {mode if self.select_lq and self.global_num_lq else 'off'}; teacher: {teacher}; "
             f"dropout: {self.alc.dropout_placement} p={self.alc.dropout_p} at {dropout_points} points (training only)",
             also_print_to_console=True)
-        warning = composition_warning(self.global_num_hq, self.global_num_lq, self.configuration_manager.batch_dice)
+        warning = composition_warning(self.global_num_hq, self.global_num_lq, self.configuration_manager.batch_dice,
+                                      world)
         if warning:
             self.print_to_log_file(warning, also_print_to_console=True)
 

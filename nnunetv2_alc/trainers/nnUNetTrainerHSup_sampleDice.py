@@ -4,7 +4,7 @@ nnU-Net's 2d configurations compute the Dice over the whole batch (``batch_dice`
 foreground then still pays, in the Dice, for the foreground it predicts, because the batch's other patches
 hold some. A term with one sample a step (ALC's HQ term at nnU-Net's batch of 2) loses that coupling.
 This variant removes it from H-Sup at an unchanged batch, so the two effects can be told apart
-(docs/method.md, "Data and batches"). In 3d configurations (``batch_dice`` false) it is plain H-Sup.
+(docs/method.md, "Data and batches"). Where ``batch_dice`` is false (LA's 3d configurations) it is plain H-Sup.
 """
 
 from nnunetv2_alc.trainers.nnUNetTrainerALC import dice_part
