@@ -155,8 +155,7 @@ class nnUNetTrainerALC(RunSettings, nnUNetTrainer):
         (no DDP all-gather), because the loss is applied to HQ/LQ subsets whose sizes differ between ranks.
         """
         loss = super()._build_loss()
-        inner = loss.loss if isinstance(loss, DeepSupervisionWrapper) else loss
-        dice = dice_part(loss)
+        inner, dice = loss_parts(loss)
         for owner, name in ((inner, "weight_ce"), (inner, "weight_dice"), (dice, "ddp")):
             if not hasattr(owner, name):
                 raise RuntimeError(f"nnU-Net's {type(owner).__name__} has no attribute {name!r}: this nnunetv2 version "
@@ -595,10 +594,10 @@ class nnUNetTrainerALC(RunSettings, nnUNetTrainer):
             self.teacher.load_state_dict(state["teacher"])
 
 
-def dice_part(loss):
-    """The Dice module inside nnU-Net's (deep-supervised, possibly compiled) Dice+CE loss."""
+def loss_parts(loss) -> tuple:
+    """(Dice+CE, its Dice module) inside nnU-Net's loss, deep-supervised or not, the Dice possibly compiled."""
     inner = loss.loss if isinstance(loss, DeepSupervisionWrapper) else loss
-    return getattr(inner.dc, "_orig_mod", inner.dc)
+    return inner, getattr(inner.dc, "_orig_mod", inner.dc)
 
 
 def teacher_checkpoint_name(checkpoint_file: str) -> str:

@@ -7,7 +7,7 @@ This variant removes it from H-Sup at an unchanged batch, so the two effects can
 (docs/method.md, "Data and batches"). Where ``batch_dice`` is false (LA's 3d configurations) it is plain H-Sup.
 """
 
-from nnunetv2_alc.trainers.nnUNetTrainerALC import dice_part
+from nnunetv2_alc.trainers.nnUNetTrainerALC import loss_parts
 from nnunetv2_alc.trainers.nnUNetTrainerHSup import nnUNetTrainerHSup
 
 
@@ -16,5 +16,6 @@ class nnUNetTrainerHSup_sampleDice(nnUNetTrainerHSup):
 
     def _build_loss(self):
         loss = super()._build_loss()
-        dice_part(loss).batch_dice = False
+        _, dice = loss_parts(loss)
+        dice.batch_dice = False
         return loss
