@@ -232,7 +232,8 @@ def markdown(report: dict) -> list[str]:
              f"(rows x seeds).", "",
              f"Validation cases of the development split, clean labels. LQ training labels: "
              f"{report['lq_dice']['paper']:.3f} mean Dice to the clean ones (paper noise), "
-             f"{report['lq_dice'].get('mild', math.nan):.3f} (milder noise).", "",
+             + (f"{report['lq_dice']['mild']:.3f} (milder noise)." if "mild" in report["lq_dice"]
+                else "milder noise not given (--mild-id)."), "",
              "Dice and Jaccard in %, HD95 and ASD in mm: mean ± std over seeds of the case means. "
              "\"- H-Sup\" and \"- ALC\": the row minus H-Sup and minus ALC at the paper's share, paired over "
              "(seed, case), Dice points, row better / pairs, Wilcoxon p; \"- H-Sup, same budget\": minus H-Sup at "

@@ -166,6 +166,7 @@ def test_la_prepare_refuses_a_folder_without_la_cases(tmp_path, monkeypatch):
 def test_la_prepare_makes_a_development_split_of_training_cases_and_a_cpu_configuration(tmp_path, nnunet_env,
                                                                                          monkeypatch, capsys):
     data = write_la_h5(tmp_path / "la", [f"CASE{i:02d}" for i in range(12)])
+    monkeypatch.setenv("nnUNet_n_proc_DA", "0")  # set for CPU training; nnU-Net's planner refuses it
     # in this process (the converters, nnU-Net's planning and preprocessing still run as its subprocesses)
     monkeypatch.setattr(sys, "argv", ["la_prepare.py", "--data", str(data), "--test-id", "611", "--dev-id", "612",
                                       "--ceiling-id", "613", "--configurations", "2d_cpu",
