@@ -24,7 +24,7 @@ import torch
 from nnunetv2.utilities.dataset_name_id_conversion import maybe_convert_to_dataset_name
 
 from nnunetv2_alc.atomic_write import write_text_atomic
-from nnunetv2_alc.jobs import Job, predict_command, run_job
+from nnunetv2_alc.jobs import Job, planning_env, predict_command, run_job
 from nnunetv2_alc.tiny_plans import set_batch_size, shrink_network
 from nnunetv2_alc.trainer_registry import display_name
 
@@ -137,12 +137,6 @@ def require_added_configuration(plans_file: Path, budget: Budget) -> None:
         raise SystemExit(f"{data} is missing or empty: run nnUNetv2_preprocess -d <id> -c {budget.configuration}.")
 
 
-def without_data_loader_workers(env: dict) -> dict:
-    """``env`` without ``nnUNet_n_proc_DA``: nnU-Net's planner passes it to ``torch.set_num_threads``, which
-    refuses the 0 that CPU training uses (no data loader workers)."""
-    return {k: v for k, v in env.items() if k != "nnUNet_n_proc_DA"}
-
-
 class Bench:
     """Runs nnU-Net's commands for one benchmark under a fixed :class:`Budget`, logging into ``out/logs``."""
 
@@ -189,12 +183,11 @@ class Bench:
             print(f"{name}: planned with this budget already ({stamp_file}); not planning again", flush=True)
             return
         stamp_file.unlink(missing_ok=True)
-        planning_env = without_data_loader_workers(self.env)
         # On the CPU 2 fingerprint workers too: nnU-Net's default 8 each import torch and nnU-Net first (tiny3d on
         # 2 cores: 81 s of CPU for the whole plan with 8 of them, 29 s with 1)
         fingerprint = ["-npfp", "2"] if b.device == "cpu" else []
         run_job(Job("plan", ["nnUNetv2_plan_and_preprocess", "-d", dataset_id, "-c", b.configuration, "-np", "2",
-                             *fingerprint], self.out / "logs" / f"{name}_plan.log", planning_env))
+                             *fingerprint], self.out / "logs" / f"{name}_plan.log", planning_env(self.env)))
         if b.tiny_network:
             shrink_network(plans, b.configuration, batch_size=b.batch_size)
         elif b.batch_size:

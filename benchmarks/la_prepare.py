@@ -36,10 +36,9 @@ import sys
 from pathlib import Path
 
 from bench_evidence import clean_twin
-from harness import without_data_loader_workers
 
 from nnunetv2_alc.atomic_write import write_text_atomic
-from nnunetv2_alc.jobs import Job, run_job
+from nnunetv2_alc.jobs import Job, planning_env, run_job
 from nnunetv2_alc.tiny_plans import add_configuration
 
 PLANNED_BATCH = 2  # nnU-Net's planned 3d_fullres batch for LA; the *_b2 twins use it
@@ -154,7 +153,7 @@ def _stamp(plans_file: Path, name: str) -> Path:
 def prepare(args) -> None:
     raw, preprocessed = Path(os.environ["nnUNet_raw"]), Path(os.environ["nnUNet_preprocessed"])
     data, work = Path(args.data), Path(args.work)
-    logs, env = work / "logs", without_data_loader_workers(dict(os.environ))
+    logs, env = work / "logs", planning_env(os.environ)
     if not (data / "2018LA_Seg_Training Set").is_dir():
         raise SystemExit(f"{data} has no '2018LA_Seg_Training Set' folder: give --data the LA data folder.")
     test = convert(raw, data, args.test_id, ["--hq-fraction", str(args.hq_fraction)], [], logs)

@@ -51,6 +51,12 @@ def predict_command(images: str | Path, output: str | Path, dataset: str, config
             + ([] if tta else ["--disable_tta"]))
 
 
+def planning_env(env: Mapping[str, str]) -> dict[str, str]:
+    """``env`` for ``nnUNetv2_plan_and_preprocess``: without ``nnUNet_n_proc_DA``, which nnU-Net's planner
+    passes to ``torch.set_num_threads``, and that refuses the 0 CPU training uses (no data loader workers)."""
+    return {k: v for k, v in env.items() if k != "nnUNet_n_proc_DA"}
+
+
 def format_seconds(seconds: float) -> str:
     """``42.0 s`` below a minute, else ``m:ss``."""
     if seconds < 60:

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from filelock import FileLock
 
+from nnunetv2_alc.jobs import planning_env
 from nnunetv2_alc.tiny_plans import shrink_network
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"  # the scripts; conftest.py puts it on sys.path
@@ -109,9 +110,8 @@ def build_tiny3d(root: Path) -> None:
     make_nnunet_folders(root)
     env = training_env(root)
     run(["nnUNetv2_alc_synthetic", "-d", str(TINY3D_ID), "--kind", "tiny3d", "--seed", "3"], env)
-    planning_env = {k: v for k, v in env.items() if k != "nnUNet_n_proc_DA"}  # planning needs >= 1 thread
     run(["nnUNetv2_plan_and_preprocess", "-d", str(TINY3D_ID), "-c", *CONFIGURATIONS, "-np", "1", "1", "-npfp", "1",
-         "--verify_dataset_integrity"], planning_env)  # nnU-Net's 8 fingerprint workers would cost 50 s of CPU
+         "--verify_dataset_integrity"], planning_env(env))  # nnU-Net's 8 fingerprint workers would cost 50 s of CPU
     for configuration in CONFIGURATIONS:
         shrink_network(root / "preprocessed" / TINY3D / "nnUNetPlans.json", configuration)
     # writes splits_final.json and the 3d_fullres clean-label cache of fold 0, which later trainings only read;
