@@ -116,6 +116,7 @@ def test_report_only_tables_the_finished_rows_paired_with_hsup(tmp_path, monkeyp
     # every row of the script is planned, whatever --rows ran; the milder-noise rows only with --mild-id
     assert f"Rows finished: 2 of {sum(not r.mild for r in la.ROWS)} " in table
     assert "Still to run: stock (seed 0), hsup_2hq (seed 0), mt (seed 0), " in table and "_mild" not in table
+    assert "milder noise not given (--mild-id)." in table
     assert (out / "curves.png").stat().st_size > 0
 
 
