@@ -299,11 +299,18 @@ def borrowed_text(report: dict) -> str:
     return "".join(f" ({n} borrowed from `{folder}`)" for folder, n in borrowed.items())
 
 
+def others_text(report: dict) -> str:
+    """Where the tables also hold runs another command planned (a subset of seeds or trainers): how many in all."""
+    files = report.get("run_files", report["finished"])
+    return "" if files == report["finished"] else f"; the tables use all {files} run files in the folder"
+
+
 def markdown(report: dict) -> list[str]:
     lines = [f"# Evidence benchmark ({report['budget']['device_name']}, {report['budget']['configuration']}, "
              f"{report['budget']['epochs']} epochs x {report['budget']['iterations']} iterations)", "",
              f"Command: `{report['command']}`" + environment_text(report['budget']), "",
-             f"Runs finished: {report['finished']} of {report['planned']}{borrowed_text(report)}.", ""]
+             f"Runs finished: {report['finished']} of {report['planned']}{borrowed_text(report)}{others_text(report)}.",
+             ""]
     ceiling = report["summary"].get(CEILING, {}).get(display_name(STOCK))
     ceiling_text = (f"{fmt(ceiling['per_seed']['dice'], 100)} % Dice (stock nnU-Net on all clean training labels, "
                     f"seeds {ceiling['seeds']})" if ceiling else "not measured yet")
@@ -540,8 +547,9 @@ def report_all(out: Path, budget, plan, names, paper: dict) -> dict:
         if run["setting"].endswith(f"[{BUDGET_CHECK}]"):
             run["method"] = BUDGET_CHECK
             run["setting"] = run["setting"].split(" [")[0]
+    finished = sum(run_file(out, setting, seed, trainer).is_file() for setting, _, trainer, seed, _ in plan)
     report = {"command": "python " + " ".join(sys.argv), "budget": budget.record(), "planned": len(plan),
-              "finished": len(runs), "datasets": names,
+              "finished": finished, "run_files": len(runs), "datasets": names,
               "lq_dice": {s: lq_label_dice(Path(os.environ["nnUNet_raw"]), n) for s, n in names.items()},
               "summary": {s: rows for s, rows in sorted(summarise(runs).items(), key=lambda i: _position(names, i[0]))},
               "selection": selection_summary(runs), "paper": paper, "borrowed": borrowed_folders(runs)}

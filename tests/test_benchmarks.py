@@ -212,7 +212,9 @@ def test_evidence_grid_runs_resumes_and_tests_paired(workspace):
     assert set(alc["background"]["volume_ratios"]) == set(alc["per_case"])
     assert (out / "dice_by_seed.png").is_file() and (out / "label_correction.png").is_file()
     again = bench("bench_evidence.py", args, env)  # resumes: every run is done, nothing trains
-    assert "== " not in again.stdout and "Runs finished: 2 of 2" in again.stdout
+    assert "== " not in again.stdout and "Runs finished: 2 of 2." in again.stdout
+    subset = bench("bench_evidence.py", [a for a in args if a != "nnUNetTrainerALC"] + ["--report-only"], env)
+    assert "Runs finished: 1 of 1; the tables use all 2 run files in the folder." in subset.stdout
     mixed = bench("bench_evidence.py", args, {**env, "ALC_HQ_SHARE": "1/6"}, check=False)  # other ALC settings
     assert mixed.returncode != 0 and "'ALC_HQ_SHARE': '1/6'" in mixed.stderr and "another --out" in mixed.stderr
     sixth = root / "evidence_sixth"  # a grid at the paper's share takes H-Sup's run from this one, trains nothing
