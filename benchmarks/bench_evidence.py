@@ -255,30 +255,49 @@ def selection_summary(runs: list[dict]) -> dict:
 def gap_closed(rows: dict, ceiling: dict | None) -> float:
     """(ALC - H-Sup) / (ceiling - H-Sup) of the mean Dice: the share of H-Sup's gap to clean labels ALC closes.
 
-    1 is the clean-label ceiling, 0 is H-Sup, below 0 is worse than H-Sup; nan without the three rows.
+    1 is the clean-label ceiling, 0 is H-Sup, below 0 is worse than H-Sup; nan without the three rows. The
+    means are over the seeds all three rows have, so a partial grid does not set one seed against another.
     """
     alc, hsup = rows.get(display_name(ALC)), rows.get(display_name(HSUP))
     if not (alc and hsup and ceiling):
         return math.nan
-    alc_dice, hsup_dice, ceiling_dice = (float(np.mean(r["per_seed"]["dice"])) for r in (alc, hsup, ceiling))
-    return (alc_dice - hsup_dice) / (ceiling_dice - hsup_dice) if ceiling_dice != hsup_dice else math.nan
+    seeds, (alc_dice, hsup_dice, ceiling_dice) = dice_on_common_seeds(alc, hsup, ceiling)
+    return (alc_dice - hsup_dice) / (ceiling_dice - hsup_dice) if seeds and ceiling_dice != hsup_dice else math.nan
+
+
+def dice_on_common_seeds(*rows: dict) -> tuple[list[int], list[float]]:
+    """The seeds every row has, and each row's mean Dice over them (of its per-seed means over the test cases)."""
+    by_seed = []
+    for row in rows:
+        cases = {}
+        for key, dice in row["pairs"].items():
+            cases.setdefault(int(key.split("/")[0]), []).append(dice)
+        by_seed.append({seed: float(np.mean(values)) for seed, values in cases.items()})
+    seeds = sorted(set.intersection(*(set(d) for d in by_seed)))
+    return seeds, [float(np.mean([d[s] for s in seeds])) if seeds else math.nan for d in by_seed]
 
 
 def paper_lines(rows: dict, table: str) -> list[str]:
-    """Our Dice and ALC's lead beside the paper's, for the methods of ``table`` that ran here."""
+    """Our Dice and ALC's lead beside the paper's, for the methods of ``table`` that ran here.
+
+    Each row's Dice and ALC's lead over it are means over the seeds the row and ALC both have (listed), so
+    while a grid is partial no lead sets one seed's ALC against another seed's method.
+    """
     paper = paper_dice(table)
     ours = {trainer: rows[display_name(trainer)] for trainer in paper if display_name(trainer) in rows}
-    if display_name(ALC) not in rows:
+    alc = rows.get(display_name(ALC))
+    if alc is None:
         return []
-    alc = float(np.mean(rows[display_name(ALC)]["per_seed"]["dice"])) * 100
     lines = ["", f"Beside the paper ({table}: its V-Net at full resolution on a GPU, so compare the orderings and "
-             "the differences, not the levels):", "",
-             "| Method | Dice, ours | Dice, paper | ALC - method, ours | ALC - method, paper |",
-             "|---|---:|---:|---:|---:|"]
+             "the differences, not the levels; each row over the seeds it shares with ALC):", "",
+             "| Method | seeds | Dice, ours | Dice, paper | ALC - method, ours | ALC - method, paper |",
+             "|---|---|---:|---:|---:|---:|"]
     for trainer, row in ours.items():
-        dice = float(np.mean(row["per_seed"]["dice"])) * 100
-        lines.append(f"| {display_name(trainer)} | {dice:.2f} | {paper[trainer]:.2f} | {alc - dice:+.2f} | "
-                     f"{paper[ALC] - paper[trainer]:+.2f} |")
+        seeds, (alc_dice, dice) = dice_on_common_seeds(alc, row)
+        if not seeds:
+            continue
+        lines.append(f"| {display_name(trainer)} | {','.join(map(str, seeds))} | {100 * dice:.2f} | "
+                     f"{paper[trainer]:.2f} | {100 * (alc_dice - dice):+.2f} | {paper[ALC] - paper[trainer]:+.2f} |")
     return lines
 
 
