@@ -207,9 +207,10 @@ def summarise(runs: list[dict]) -> dict:
     for setting, methods in table.items():
         rows = {}
         for method, seeds in methods.items():
+            seeds = sorted(seeds, key=lambda r: r["seed"])  # ``per_seed`` lists line up with ``seeds``
             per_seed = {k: [float(np.mean([c[k] for c in r["per_case"].values()])) for r in seeds]
                         for k in METRIC_KEYS}
-            rows[method] = {"seeds": sorted(r["seed"] for r in seeds), "per_seed": per_seed,
+            rows[method] = {"seeds": [r["seed"] for r in seeds], "per_seed": per_seed,
                             "empty": all(r["empty_predictions"] for r in seeds), "background": background(seeds),
                             "pairs": {f"{r['seed']}/{case}": v["dice"] for r in seeds
                                       for case, v in r["per_case"].items()}}
@@ -267,12 +268,7 @@ def gap_closed(rows: dict, ceiling: dict | None) -> float:
 
 def dice_on_common_seeds(*rows: dict) -> tuple[list[int], list[float]]:
     """The seeds every row has, and each row's mean Dice over them (of its per-seed means over the test cases)."""
-    by_seed = []
-    for row in rows:
-        cases = {}
-        for key, dice in row["pairs"].items():
-            cases.setdefault(int(key.split("/")[0]), []).append(dice)
-        by_seed.append({seed: float(np.mean(values)) for seed, values in cases.items()})
+    by_seed = [dict(zip(row["seeds"], row["per_seed"]["dice"])) for row in rows]
     seeds = sorted(set.intersection(*(set(d) for d in by_seed)))
     return seeds, [float(np.mean([d[s] for s in seeds])) if seeds else math.nan for d in by_seed]
 
