@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
+import organ_free_detail  # benchmarks/, on sys.path through conftest.py
 from nnunetv2_alc.evaluation.background import (background_false_positives, format_background_table,
-                                                organ_free_slices)
+                                                marked_slice_detail, organ_free_slices)
 
 
 def test_organ_free_slices_counts_marked_slices():
@@ -53,3 +54,45 @@ def test_missing_prediction_is_named(tmp_path):
     result = background_false_positives(str(tmp_path / "ref"), {"m": str(tmp_path / "pred")})["m"]
     assert result["rate"] == 0.0 and math.isnan(result["volume_ratio"]) and result["volume_ratios"] == {}
     assert "| m | 0.0 % (0 of 2) | – |" in format_background_table({"m": result})  # no foreground: no ratio
+
+
+def test_marked_slice_detail_against_a_slice_by_slice_count():
+    rng = np.random.default_rng(3)
+    reference = np.zeros((12, 5, 5), np.uint8)
+    reference[4:7, 2, 2] = 1
+    prediction = (rng.random(reference.shape) < 0.05).astype(np.uint8)
+    voxels, distances = marked_slice_detail(reference, prediction)
+    expected = [(int(prediction[z].sum()), min(abs(z - f) for f in (4, 5, 6)))
+                for z in range(12) if z not in (4, 5, 6) and prediction[z].any()]
+    assert list(zip(voxels.tolist(), distances.tolist())) == expected and len(expected) > 3
+    assert marked_slice_detail(np.zeros_like(reference), prediction)[1].tolist() == [-1] * int(
+        prediction.reshape(12, -1).any(axis=1).sum())
+    with pytest.raises(ValueError, match="shapes differ"):
+        marked_slice_detail(reference, prediction[:3])
+
+
+def test_organ_free_detail_cli(tmp_path, capsys):
+    reference = np.zeros((6, 4, 4), np.uint8)
+    reference[2, 1:3, 1:3] = 1
+    labels = reference.copy()
+    labels[0, :2, :2] = labels[5, 0, :3] = 1  # 4 voxels 2 slices away, 3 voxels 3 slices away
+    write(tmp_path / "ref", "case_0", reference)
+    write(tmp_path / "ref", "case_1", reference)
+    write(tmp_path / "lab", "case_0", labels)
+    write(tmp_path / "lab", "case_1", reference)
+    organ_free_detail.main(["--reference", str(tmp_path / "ref"), "--labels", f"given={tmp_path / 'lab'}",
+                            "--out", str(tmp_path / "out")])
+    assert "| given | 1 of 2 | 2 of 10 (20.0 %) | 3.5 (4) | 2.5 (3) |" in capsys.readouterr().out
+    assert (tmp_path / "out" / "organ_free_detail.md").is_file()
+    write(tmp_path / "lab", "case_1", reference[:4])
+    with pytest.raises(SystemExit, match="case_1.nii.gz has shape"):
+        organ_free_detail.main(["--reference", str(tmp_path / "ref"), "--labels", f"given={tmp_path / 'lab'}",
+                                "--out", str(tmp_path / "out2")])
+    write(tmp_path / "one", "case_0", labels)
+    with pytest.raises(SystemExit, match="lacks 1 of 2 reference cases: case_1.nii.gz"):
+        organ_free_detail.main(["--reference", str(tmp_path / "ref"), "--labels", f"given={tmp_path / 'one'}",
+                                "--out", str(tmp_path / "out2")])
+    with pytest.raises(SystemExit):  # argparse: --labels takes NAME=FOLDER
+        organ_free_detail.main(["--reference", str(tmp_path / "ref"), "--labels", str(tmp_path / "one"),
+                                "--out", str(tmp_path / "out2")])
+    assert "NAME=FOLDER" in capsys.readouterr().err and not (tmp_path / "out2").exists()

@@ -18,13 +18,30 @@ from nnunetv2_alc.evaluation.cases import detect_case_format, list_cases, match_
 from nnunetv2_alc.label_volume import foreground_volume_ratio
 
 
-def organ_free_slices(reference: np.ndarray, prediction: np.ndarray) -> tuple[int, int]:
-    """(slices without reference foreground, of which the prediction marks some voxel) along axis 0."""
+def _require_same_shape(reference: np.ndarray, prediction: np.ndarray) -> None:
     if reference.shape != prediction.shape:
         raise ValueError(f"shapes differ: reference {reference.shape}, prediction {prediction.shape}")
+
+
+def organ_free_slices(reference: np.ndarray, prediction: np.ndarray) -> tuple[int, int]:
+    """(slices without reference foreground, of which the prediction marks some voxel) along axis 0."""
+    _require_same_shape(reference, prediction)
     free = ~(reference > 0).reshape(reference.shape[0], -1).any(axis=1)
     marked = (prediction > 0).reshape(prediction.shape[0], -1).any(axis=1)
     return int(free.sum()), int((free & marked).sum())
+
+
+def marked_slice_detail(reference: np.ndarray, prediction: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Of each organ-free slice the prediction marks (see :func:`organ_free_slices`): its marked voxels and its
+    distance in slices to the nearest slice with reference foreground (-1 where the reference has none)."""
+    _require_same_shape(reference, prediction)
+    holds = (reference > 0).reshape(reference.shape[0], -1).any(axis=1)
+    voxels = (prediction > 0).reshape(prediction.shape[0], -1).sum(axis=1)
+    slices = np.flatnonzero(~holds & (voxels > 0))
+    foreground = np.flatnonzero(holds)
+    distance = (np.abs(slices[:, None] - foreground[None, :]).min(axis=1) if foreground.size
+                else np.full(slices.size, -1))
+    return voxels[slices], distance
 
 
 def background_false_positives(reference_folder: str, prediction_folders: Mapping[str, str]) -> dict[str, dict]:
