@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -80,9 +82,11 @@ def test_organ_free_detail_cli(tmp_path, capsys):
     write(tmp_path / "ref", "case_1", reference)
     write(tmp_path / "lab", "case_0", labels)
     write(tmp_path / "lab", "case_1", reference)
-    organ_free_detail.main(["--reference", str(tmp_path / "ref"), "--labels", f"given={tmp_path / 'lab'}",
-                            "--out", str(tmp_path / "out")])
-    assert "| given | 1 of 2 | 2 of 10 (20.0 %) | 3.5 (4) | 2.5 (3) |" in capsys.readouterr().out
+    result = subprocess.run([sys.executable, organ_free_detail.__file__, "--reference", str(tmp_path / "ref"),
+                             "--labels", f"given={tmp_path / 'lab'}", "--out", str(tmp_path / "out")],
+                            capture_output=True, encoding="utf-8")
+    assert result.returncode == 0, result.stderr
+    assert "| given | 1 of 2 | 2 of 10 (20.0 %) | 3.5 (4) | 2.5 (3) |" in result.stdout
     assert (tmp_path / "out" / "organ_free_detail.md").is_file()
     write(tmp_path / "lab", "case_1", reference[:4])
     with pytest.raises(SystemExit, match="case_1.nii.gz has shape"):
