@@ -26,7 +26,7 @@ from harness import write_report
 
 from nnunetv2_alc.evaluation.background import marked_slice_detail, organ_free_slices
 from nnunetv2_alc.evaluation.cases import (EvaluationInputError, detect_case_format, list_cases, match_cases,
-                                           read_segmentation, require_folder)
+                                           read_prediction, read_segmentation, require_folder)
 
 
 def detail(reference_folder: str, label_folder: str) -> dict:
@@ -37,11 +37,9 @@ def detail(reference_folder: str, label_folder: str) -> dict:
     per_case, voxels, distances = {}, [], []
     for case in cases:
         name = case + case_format.file_ending
-        reference = read_segmentation(os.path.join(reference_folder, name), case_format.reader)[0]
-        labels = read_segmentation(os.path.join(label_folder, name), case_format.reader)[0]
-        if reference.shape != labels.shape:
-            raise EvaluationInputError(f"{os.path.join(label_folder, name)} has shape {labels.shape}, its reference "
-                                       f"{reference.shape}: give label maps of the reference cases' grid")
+        reference_path = os.path.join(reference_folder, name)
+        reference = read_segmentation(reference_path, case_format.reader)[0]
+        labels = read_prediction(os.path.join(label_folder, name), case_format.reader, reference, reference_path)
         free, marked = organ_free_slices(reference, labels)
         case_voxels, case_distances = marked_slice_detail(reference, labels)
         voxels += case_voxels.tolist()

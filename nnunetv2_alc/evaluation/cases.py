@@ -88,6 +88,16 @@ def read_segmentation(path: str, reader: Type[BaseReaderWriter]) -> tuple[np.nda
     return seg, spacing
 
 
+def read_prediction(path: str, reader: Type[BaseReaderWriter], reference: np.ndarray,
+                    reference_path: str) -> np.ndarray:
+    """Label map of ``path``; ``EvaluationInputError`` naming both files where its shape is not the reference's."""
+    prediction, _ = read_segmentation(path, reader)
+    if prediction.shape != reference.shape:
+        raise EvaluationInputError(f"{path} has shape {prediction.shape} but its reference {reference_path} has "
+                                   f"shape {reference.shape}")
+    return prediction
+
+
 def require_folder(folder: str, role: str) -> None:
     """Raise ``EvaluationInputError`` if ``folder`` is not a directory."""
     if not os.path.isdir(folder):

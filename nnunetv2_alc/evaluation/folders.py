@@ -9,7 +9,7 @@ from nnunetv2.imageio.base_reader_writer import BaseReaderWriter
 from tqdm import tqdm
 
 from nnunetv2_alc.evaluation.cases import (EvaluationInputError, detect_case_format, list_cases, match_cases,
-                                           read_segmentation, require_folder)
+                                           read_prediction, read_segmentation, require_folder)
 from nnunetv2_alc.evaluation.metrics import BOTH_EMPTY, multiclass_metrics
 from nnunetv2_alc.evaluation.result_files import method_file_stems, write_results
 from nnunetv2_alc.evaluation.summary import summarize
@@ -108,9 +108,6 @@ def _evaluate_case(task: CaseTask) -> tuple[str, MethodMetrics]:
     reference, spacing = read_segmentation(reference_path, reader)
     by_method: MethodMetrics = {}
     for name, prediction_path in prediction_paths.items():
-        prediction, _ = read_segmentation(prediction_path, reader)
-        if prediction.shape != reference.shape:
-            raise EvaluationInputError(f"{prediction_path} has shape {prediction.shape} but its reference "
-                                       f"{reference_path} has shape {reference.shape}")
+        prediction = read_prediction(prediction_path, reader, reference, reference_path)
         by_method[name] = multiclass_metrics(prediction, reference, spacing, labels)
     return case, by_method
