@@ -13,6 +13,7 @@ import SimpleITK as sitk
 import organ_free_detail  # benchmarks/, on sys.path through conftest.py
 from nnunetv2_alc.evaluation.background import (background_false_positives, format_background_table,
                                                 marked_slice_detail, organ_free_slices)
+from nnunetv2_alc.evaluation.cases import EvaluationInputError
 
 
 def test_organ_free_slices_counts_marked_slices():
@@ -47,7 +48,7 @@ def test_background_false_positives_over_folders(tmp_path):
     assert "| everywhere | 100.0 % (3 of 3) | 36.00 |" in table
 
 
-def test_missing_prediction_is_named(tmp_path):
+def test_missing_or_misshapen_prediction_is_named(tmp_path):
     write(tmp_path / "ref", "case_0", np.zeros((2, 3, 3), np.uint8))
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="lacks 1 of 1"):
@@ -56,6 +57,9 @@ def test_missing_prediction_is_named(tmp_path):
     result = background_false_positives(str(tmp_path / "ref"), {"m": str(tmp_path / "pred")})["m"]
     assert result["rate"] == 0.0 and math.isnan(result["volume_ratio"]) and result["volume_ratios"] == {}
     assert "| m | 0.0 % (0 of 2) | – |" in format_background_table({"m": result})  # no foreground: no ratio
+    write(tmp_path / "short", "case_0", np.zeros((3, 3, 3), np.uint8))
+    with pytest.raises(EvaluationInputError, match=r"short.case_0.nii.gz has shape \(3, 3, 3\) but its reference"):
+        background_false_positives(str(tmp_path / "ref"), {"m": str(tmp_path / "short")})
 
 
 def test_marked_slice_detail_against_a_slice_by_slice_count():

@@ -14,7 +14,8 @@ from typing import Mapping
 
 import numpy as np
 
-from nnunetv2_alc.evaluation.cases import detect_case_format, list_cases, match_cases, read_segmentation
+from nnunetv2_alc.evaluation.cases import (detect_case_format, list_cases, match_cases, read_prediction,
+                                           read_segmentation)
 from nnunetv2_alc.label_volume import foreground_volume_ratio
 
 
@@ -54,15 +55,16 @@ def background_false_positives(reference_folder: str, prediction_folders: Mappin
     """
     case_format = detect_case_format(reference_folder)
     cases = list_cases(reference_folder, case_format.file_ending)
-    references = {case: read_segmentation(os.path.join(reference_folder, case + case_format.file_ending),
-                                          case_format.reader)[0] for case in cases}
+    reference_paths = {case: os.path.join(reference_folder, case + case_format.file_ending) for case in cases}
+    references = {case: read_segmentation(path, case_format.reader)[0] for case, path in reference_paths.items()}
     results = {}
     for method, folder in prediction_folders.items():
         match_cases(cases, folder, case_format.file_ending)
         free = marked = 0
         ratios = {}
         for case, reference in references.items():
-            prediction = read_segmentation(os.path.join(folder, case + case_format.file_ending), case_format.reader)[0]
+            prediction = read_prediction(os.path.join(folder, case + case_format.file_ending), case_format.reader,
+                                         reference, reference_paths[case])
             case_free, case_marked = organ_free_slices(reference, prediction)
             free, marked = free + case_free, marked + case_marked
             if (reference > 0).any():
