@@ -44,8 +44,10 @@ def detail(reference_folder: str, label_folder: str) -> dict:
         case_voxels, case_distances = marked_slice_detail(reference, labels)
         voxels += case_voxels.tolist()
         distances += case_distances.tolist()
+        possible = marked_slice_detail(reference, np.ones_like(reference))[1]
         per_case[case] = {"organ_free_slices": free, "marked": marked,
-                          "farthest": int(case_distances.max()) if marked else None}
+                          "farthest": int(case_distances.max()) if marked else None,
+                          "farthest_possible": int(possible.max()) if possible.size and possible.max() >= 0 else None}
     free, marked = sum(c["organ_free_slices"] for c in per_case.values()), len(voxels)
     marking = sum(c["marked"] > 0 for c in per_case.values())
     return {"folder": label_folder, "cases": len(cases), "cases_marking": marking,
@@ -58,8 +60,12 @@ def detail(reference_folder: str, label_folder: str) -> dict:
 
 def table(reference: str, results: dict[str, dict]) -> list[str]:
     """Markdown table of :func:`detail` per label folder."""
+    possible = {case: c["farthest_possible"] for case, c in next(iter(results.values()))["per_case"].items()
+                if c["farthest_possible"] is not None}
+    bound = (f" No organ-free slice of these references lies further than {max(possible.values())} slices from "
+             f"its organ ({max(possible, key=possible.get)}), so no label map can reach further." if possible else "")
     lines = [f"Organ-free slices (no foreground in `{reference}`) that each folder's label maps mark; distance in "
-             "slices to the nearest slice with reference foreground.", "",
+             f"slices to the nearest slice with reference foreground.{bound}", "",
              "| Labels | cases marking any | organ-free slices marked | voxels a marked slice: median (max) "
              "| distance: median (max) |", "|---|---:|---:|---:|---:|"]
     for name, r in results.items():

@@ -91,6 +91,7 @@ def test_organ_free_detail_cli(tmp_path, capsys):
                             capture_output=True, encoding="utf-8")
     assert result.returncode == 0, result.stderr
     assert "| given | 1 of 2 | 2 of 10 (20.0 %) | 3.5 (4) | 2.5 (3) |" in result.stdout
+    assert "further than 3 slices from its organ (case_0)" in result.stdout
     assert (tmp_path / "out" / "organ_free_detail.md").is_file()
     write(tmp_path / "lab", "case_1", reference[:4])
     with pytest.raises(SystemExit, match="case_1.nii.gz has shape"):
